@@ -1,0 +1,98 @@
+"""Shared argument checks: each raises a ValueError/TypeError naming the argument.
+
+Checks run on the host, before anything is traced or compiled. Checks on array
+*values* (finiteness) are skipped for tracers, so the same public function can
+be called eagerly (checked) or from inside ``jit`` (unchecked).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def is_tracer(x: Any) -> bool:
+    """True when ``x`` is a JAX tracer (we are inside jit/vmap/grad)."""
+    return isinstance(x, jax.core.Tracer)
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = 1) -> int:
+    """Return ``value`` as int; raise TypeError if not an integer, ValueError if < minimum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> Any:
+    """Raise unless ``value`` is a real number > 0 (>= 0 with ``allow_zero``).
+
+    Tracers and arrays with more than one element are passed through unchecked
+    (their value is unknown at trace time or checked elementwise by the caller).
+    """
+    if is_tracer(value):
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    bad = arr < 0 if allow_zero else arr <= 0
+    if np.any(bad):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
+    """Raise ValueError unless ``value`` is one of ``choices`` (listed in the message)."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_vector(name: str, x: Any, dim: int | None = None) -> Any:
+    """Raise unless ``x`` is a 1-D array (of length ``dim`` if given) with finite entries."""
+    shape = np.shape(x)
+    if len(shape) != 1:
+        raise ValueError(f"{name} must be a 1-D array of shape (d,), got shape {shape}")
+    if dim is not None and shape[0] != dim:
+        raise ValueError(f"{name} must have shape ({dim},), got shape {shape}")
+    check_finite(name, x)
+    return x
+
+
+def check_finite(name: str, tree: Any) -> Any:
+    """Raise ValueError if any leaf of ``tree`` holds NaN or Inf (tracers are skipped)."""
+    for leaf in jax.tree_util.tree_leaves(tree):
+        if is_tracer(leaf):
+            continue
+        arr = np.asarray(leaf)
+        if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite, got non-finite entries")
+    return tree
+
+
+def check_same_structure(name_a: str, a: Any, name_b: str, b: Any) -> None:
+    """Raise ValueError unless two pytrees have the same structure and leaf shapes."""
+    ta, tb = jax.tree_util.tree_structure(a), jax.tree_util.tree_structure(b)
+    if ta != tb:
+        raise ValueError(f"{name_a} and {name_b} must have the same pytree structure: {ta} vs {tb}")
+    for la, lb in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        if np.shape(la) != np.shape(lb):
+            raise ValueError(
+                f"{name_a} and {name_b} must have the same leaf shapes: "
+                f"{np.shape(la)} vs {np.shape(lb)}"
+            )

@@ -1,0 +1,1 @@
+"""experiments: see DESIGN.md."""

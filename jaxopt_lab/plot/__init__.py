@@ -1,0 +1,1 @@
+"""plot: see DESIGN.md."""

@@ -1,0 +1,72 @@
+"""Shared validation helpers and HVP / dense Hessian against closed forms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxopt_lab import _validation as v
+from jaxopt_lab.curvature import hessian, hvp
+
+
+def test_check_int_and_positive_name_the_argument():
+    with pytest.raises(TypeError, match="num_iters"):
+        v.check_int("num_iters", 2.5)
+    with pytest.raises(ValueError, match="num_iters must be >= 1, got 0"):
+        v.check_int("num_iters", 0)
+    assert v.check_int("k", np.int64(3)) == 3
+    with pytest.raises(ValueError, match="radius must be > 0"):
+        v.check_positive("radius", 0.0)
+    assert v.check_positive("radius", 0.0, allow_zero=True) == 0.0
+    with pytest.raises(ValueError, match="strength must be finite"):
+        v.check_positive("strength", float("nan"))
+    with pytest.raises(ValueError, match="which must be one of"):
+        v.check_choice("which", "XX", ("LA", "SA"))
+
+
+def test_check_vector_and_structure():
+    with pytest.raises(ValueError, match=r"x must have shape \(3,\)"):
+        v.check_vector("x", np.zeros(2), 3)
+    with pytest.raises(ValueError, match="x must be finite"):
+        v.check_vector("x", np.array([0.0, np.inf]))
+    with pytest.raises(ValueError, match="fisher and anchor"):
+        v.check_same_structure("fisher", {"a": 1.0}, "anchor", {"b": 1.0})
+    with pytest.raises(ValueError, match="leaf shapes"):
+        v.check_same_structure("fisher", {"a": np.zeros(2)}, "anchor", {"a": np.zeros(3)})
+
+
+def test_hvp_matches_closed_form_on_pytree_with_args():
+    # f(p, c) = sum(c * w^3) + (w . b)^2 -> H = diag(6 c w) + 2 [w;b]-block terms
+    def f(p, c):
+        return jnp.sum(c * p["w"] ** 3) + jnp.dot(p["w"], p["b"]) ** 2
+
+    rng = np.random.default_rng(0)
+    w, b, c = (rng.normal(size=3).astype(np.float32) for _ in range(3))
+    p = {"w": jnp.asarray(w), "b": jnp.asarray(b)}
+    # dense closed-form Hessian over [w, b]
+    n = 3
+    h = np.zeros((2 * n, 2 * n))
+    h[:n, :n] = np.diag(6 * c * w) + 2 * np.outer(b, b)
+    h[n:, n:] = 2 * np.outer(w, w)
+    cross = 2 * np.outer(w, b) + 2 * np.dot(w, b) * np.eye(n)  # d2/dw db^T ... as [w_i, b_j]
+    h[:n, n:] = cross.T
+    h[n:, :n] = cross
+    h = 0.5 * (h + h.T)
+    dense = np.asarray(hessian(f, p, jnp.asarray(c)))
+    # ravel_pytree orders dict keys alphabetically: b first, then w
+    perm = np.r_[n : 2 * n, 0:n]
+    np.testing.assert_allclose(dense, h[np.ix_(perm, perm)], rtol=1e-4, atol=1e-4)
+    vec = {"w": jnp.ones(3), "b": jnp.arange(3.0)}
+    out = hvp(f, p, vec, jnp.asarray(c))
+    flat_v = np.r_[np.arange(3.0), np.ones(3)]
+    np.testing.assert_allclose(
+        np.r_[np.asarray(out["b"]), np.asarray(out["w"])], dense @ flat_v, rtol=1e-4, atol=1e-4
+    )
+
+
+def test_hvp_jits_and_vmaps():
+    f = lambda x: jnp.sum(jnp.sin(x))
+    x = jnp.linspace(0.0, 1.0, 4)
+    vs = jnp.eye(4)
+    rows = jax.jit(jax.vmap(lambda e: hvp(f, x, e)))(vs)
+    np.testing.assert_allclose(np.asarray(rows), np.diag(-np.sin(np.asarray(x))), atol=1e-6)
