@@ -1,0 +1,256 @@
+"""End-to-end tests of the ``jaxopt-lab`` command (in-process through ``main``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxopt_lab import cli, optimizers
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _sgd_escape_steps(starts, lr, steps, radius):
+    """Oracle: serial float64 gradient descent on x^2 - y^2 + 0.1xy, first t with |x_t| > r."""
+    x = np.asarray(starts, np.float64).copy()
+    esc = np.full(len(x), math.inf)
+    for t in range(steps + 1):
+        out = (np.linalg.norm(x, axis=1) > radius) & np.isinf(esc)
+        esc[out] = t
+        g = np.stack([2 * x[:, 0] + 0.1 * x[:, 1], -2 * x[:, 1] + 0.1 * x[:, 0]], axis=1)
+        x = x - lr * g
+    return esc
+
+
+def test_help_subprocess():
+    proc = subprocess.run([sys.executable, "-m", "jaxopt_lab.cli", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    for cmd in ("list", "compare", "classify", "spectrum", "curvature-map", "run"):
+        assert cmd in proc.stdout
+
+
+def test_help_and_version_return_zero(capsys):
+    code, out, _ = _run(capsys, "compare", "--help")
+    assert code == 0 and "--optimizers" in out and "--quick" in out
+    code, out, _ = _run(capsys, "--version")
+    assert code == 0 and out.startswith("jaxopt-lab ")
+
+
+def test_list(capsys):
+    code, out, _ = _run(capsys, "list")
+    assert code == 0
+    assert "saddle_xy" in out
+    for name in optimizers.names():
+        assert name in out
+    assert "experiments:" in out
+
+
+def test_optimizer_registry():
+    assert optimizers.canonical("SGD+momentum") == "momentum"
+    assert optimizers.canonical("Adam") == "adam"
+    with pytest.raises(ValueError, match="'nadamw_x'"):
+        optimizers.canonical("nadamw_x")
+    with pytest.raises(ValueError, match="learning_rate"):
+        optimizers.get("sgd", 0.0)
+    import jax.numpy as jnp
+    import optax
+
+    # momentum entry == optax.sgd(lr, momentum=0.9): same two updates
+    a, b = optimizers.get("momentum", 0.1), optax.sgd(0.1, momentum=0.9)
+    x, g = jnp.ones(2), jnp.array([1.0, -2.0])
+    sa, sb = a.init(x), b.init(x)
+    for _ in range(2):
+        ua, sa = a.update(g, sa, x)
+        ub, sb = b.update(g, sb, x)
+        np.testing.assert_allclose(ua, ub)
+
+
+def test_compare_end_to_end(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    steps, seeds, radius = 120, 12, 1.0
+    code, out, err = _run(
+        capsys, "compare", "--quick", "--optimizers", "sgd,pgd", "--lr", "0.1,0.2",
+        "--seeds", str(seeds), "--steps", str(steps), "--radius", str(radius),
+        "--center", "0", "0", "--seed", "3", "--trajectories", "2", "--out", str(out_dir),
+    )
+    assert code == 0, err
+    # table: one row per optimizer x lr, with a success rate and a Wilson CI
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(("sgd ", "pgd "))]
+    assert [(r[0], r[1]) for r in rows] == [("sgd", "0.1"), ("sgd", "0.2"), ("pgd", "0.1"),
+                                            ("pgd", "0.2")]
+    assert "95% CI (Wilson)" in out and "run directory:" in out
+    with open(out_dir / "records.csv", newline="") as fh:
+        recs = list(csv.DictReader(fh))
+    assert len(recs) == 2 * 2 * seeds
+    meta = json.loads((out_dir / "meta.json").read_text())
+    assert meta["cli"]["optimizers"] == ["sgd", "pgd"] and meta["cli"]["steps"] == steps
+    assert len(meta["summary"]) == 4
+    for name in ("escape_ecdf.png", "escape_violin.png", "success_heatmap.png",
+                 "contour-lr0.1.png", "contour-lr0.2.png"):
+        assert (out_dir / name).read_bytes()[:8] == PNG_MAGIC
+    # oracle: SGD escape steps equal a serial float64 loop from the same starts
+    starts = cli._ball_starts(np.zeros(2, np.float32), cli.DEFAULT_INIT_SCALE, seeds, 3)
+    assert np.all(np.linalg.norm(starts, axis=1) <= cli.DEFAULT_INIT_SCALE * (1 + 1e-6))
+    for lr in (0.1, 0.2):
+        got = np.array([float(r["escape_step"]) for r in recs
+                        if r["optimizer"] == "sgd" and float(r["learning_rate"]) == lr])
+        want = _sgd_escape_steps(starts, lr, steps, radius)
+        assert np.all(np.isfinite(want))
+        np.testing.assert_allclose(got, want, atol=1.0)  # float32 vs float64: +-1 step
+
+
+def test_compare_from_exact_saddle_only_pgd_escapes(tmp_path, capsys):
+    # same shapes as test_compare_end_to_end: the compiled programs are reused
+    code, out, err = _run(
+        capsys, "compare", "--quick", "--optimizers", "sgd,pgd", "--lr", "0.1,0.2", "--seeds",
+        "12", "--steps", "120", "--init-scale", "0", "--center", "0", "0",
+        "--trajectories", "2", "--out", str(tmp_path / "r"),
+    )
+    assert code == 0, err
+    rates = {(ln.split()[0], ln.split()[1]): float(ln.split()[-4]) for ln in out.splitlines()
+             if ln.startswith(("sgd ", "pgd "))}
+    # the gradient is exactly zero at the saddle: only the perturbation moves
+    assert rates == {("sgd", "0.1"): 0.0, ("sgd", "0.2"): 0.0, ("pgd", "0.1"): 1.0,
+                     ("pgd", "0.2"): 1.0}
+    assert "never" in out
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["compare", "--optimizers", "sgd,foo"], "'foo'"),
+        (["compare", "--seeds", "0"], "--seeds"),
+        (["compare", "--steps", "-5"], "--steps"),
+        (["compare", "--radius", "0"], "--radius"),
+        (["compare", "--radius", "-1"], "--radius"),
+        (["compare", "--landscape", "no_such_landscape"], "no_such_landscape"),
+        (["compare", "--lr", "0"], "--lr"),
+        (["compare", "--lr", "fast"], "--lr"),
+        (["compare", "--center", "0"], "2 coordinates"),
+        (["classify", "saddle_xy", "0"], "2 coordinates"),
+        (["spectrum", "saddle_xy", "0", "zero"], "zero"),
+        (["frobnicate"], "frobnicate"),
+        (["run", "no_such_experiment"], "no_such_experiment"),
+    ],
+)
+def test_bad_arguments_one_line_no_traceback(capsys, argv, fragment):
+    code, out, err = _run(capsys, *argv)
+    if argv[:2] == ["run", "no_such_experiment"] and code == 1:
+        fragment = "experiments"  # registry not installed yet: still one clear line
+    else:
+        assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("jaxopt-lab: error:")
+    assert fragment in lines[0]
+    assert "Traceback" not in err and out == ""
+
+
+def test_classify_catalog_points(capsys):
+    from jaxopt_lab import landscapes
+
+    code, out, _ = _run(capsys, "classify", "saddle_xy", "0", "0")
+    assert code == 0
+    assert "kind:        saddle" in out and "index:       1" in out
+    ev = [float(v) for v in out.split("eigenvalues: [")[1].split("]")[0].split(",")]
+    np.testing.assert_allclose(ev, [-math.sqrt(4.01), math.sqrt(4.01)], rtol=1e-4)
+    # a catalogued point of each kind (himmelblau: 4 minima, 4 saddles, 1 maximum)
+    land = landscapes.get("himmelblau")
+    points = {cp.kind: cp.x for cp in land.critical_points}
+    points.setdefault("minimum", np.array([3.0, 2.0]))
+    for kind, x in sorted(points.items()):
+        code, out, _ = _run(capsys, "classify", "himmelblau", *map(repr, map(float, x)),
+                            "--grad-tol", "1e-3")
+        assert code == 0
+        assert f"kind:        {kind}" in out
+
+
+def test_spectrum_eigenvalues_and_density(tmp_path, capsys):
+    path = tmp_path / "density.png"
+    code, out, err = _run(capsys, "spectrum", "saddle_xy", "0.3", "-0.2", "--density",
+                          str(path), "--probes", "2")
+    assert code == 0, err
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(("bottom", "top"))]
+    ev = {r[0]: float(r[1]) for r in rows}
+    # Hessian is constant [[2, 0.1], [0.1, -2]]: eigenvalues +-sqrt(4.01)
+    assert ev["bottom"] == pytest.approx(-math.sqrt(4.01), rel=1e-4)
+    assert ev["top"] == pytest.approx(math.sqrt(4.01), rel=1e-4)
+    assert all(float(r[2]) < 1e-3 for r in rows)  # residuals
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_curvature_map_png(tmp_path, capsys):
+    from jaxopt_lab import curvature
+
+    if not hasattr(curvature, "curvature_map"):
+        pytest.skip("jaxopt_lab.curvature.curvature_map is not available yet")
+    path = tmp_path / "cmap.png"
+    code, out, err = _run(capsys, "curvature-map", "saddle_trig", "--out", str(path),
+                          "--resolution", "12")
+    assert code == 0, err
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_run_experiment_plumbing(tmp_path, capsys, monkeypatch):
+    """`run NAME` picks the preset, passes the run directory and prints the summary."""
+    import dataclasses
+    import types
+
+    from jaxopt_lab import experiments
+
+    calls = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        steps: int
+
+        @classmethod
+        def quick(cls):
+            return cls(steps=3)
+
+        @classmethod
+        def full(cls):
+            return cls(steps=300)
+
+    def run(config, out_dir=None):
+        calls.append((config, out_dir))
+        return {"summary": {"final_loss": 0.125, "exploded": {"sgd": 2}}, "steps": config.steps}
+
+    toy = types.SimpleNamespace(Config=Config, run=run)
+    monkeypatch.setattr(experiments, "names", lambda: ["toy"], raising=False)
+    monkeypatch.setattr(experiments, "get", lambda name: toy, raising=False)
+    code, out, err = _run(capsys, "run", "toy", "--quick", "--out", str(tmp_path / "t"))
+    assert code == 0, err
+    assert calls == [(Config(steps=3), str(tmp_path / "t"))]
+    assert "final_loss: 0.125" in out and "sgd: 2" in out
+    assert f"run directory: {tmp_path / 't'}" in out
+    code, out, err = _run(capsys, "run", "toy", "--out", str(tmp_path / "f"))
+    assert code == 0 and calls[-1] == (Config(steps=300), str(tmp_path / "f"))
+    code, out, err = _run(capsys, "run", "other")
+    assert code == 2 and "['toy']" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_run_real_experiment_quick(tmp_path, capsys):
+    """Integration with the real registry (slow: trains models); plumbing is covered above."""
+    from jaxopt_lab import experiments
+
+    name = experiments.names()[0]
+    code, out, err = _run(capsys, "run", name, "--quick", "--out", str(tmp_path / "e"))
+    assert code == 0, err
+    assert f"experiment: {name} (quick)" in out
+    assert (tmp_path / "e" / "records.csv").exists() and (tmp_path / "e" / "meta.json").exists()
+    assert list((tmp_path / "e").glob("*.png"))

@@ -1,0 +1,268 @@
+"""Tests of jaxopt_lab.plot: figures are checked through their artists, not pixels."""
+
+from __future__ import annotations
+
+import csv
+import math
+from types import SimpleNamespace as NS
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from jaxopt_lab import plot
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _saddle_landscape():
+    cps = (
+        NS(x=np.zeros(2), kind="saddle", value=0.0),
+        NS(x=np.array([1.0, 1.0]), kind="minimum", value=-1.0),
+        NS(x=np.array([5.0, 5.0]), kind="maximum", value=3.0),  # outside the window
+    )
+    return NS(
+        name="toy_saddle",
+        fn=lambda x: x[0] ** 2 - x[1] ** 2 + 0.1 * x[0] * x[1],
+        dim=2,
+        bounds=(np.array([-1.5, -1.5]), np.array([1.5, 1.5])),
+        critical_points=cps,
+        global_minima=np.zeros((0, 2)),
+    )
+
+
+def _gd_trajectories(lr, n, steps, seed):
+    """Serial gradient descent on the toy saddle: [1, n, steps, 2]."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-0.1, 0.1, size=(n, 2))
+    out = np.zeros((1, n, steps, 2))
+    for t in range(steps):
+        out[0, :, t] = x
+        g = np.stack([2 * x[:, 0] + 0.1 * x[:, 1], -2 * x[:, 1] + 0.1 * x[:, 0]], axis=1)
+        x = x - lr * g
+    return out
+
+
+def _legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def _records():
+    # sgd: 3 of 5 escape, adam: all 5, two learning rates for sgd.
+    recs = []
+    for lr, steps in ((0.1, [10.0, 20.0, math.inf, 30.0, math.inf]),
+                      (0.2, [5.0, 6.0, 7.0, 8.0, math.inf])):
+        for s, v in enumerate(steps):
+            recs.append(dict(optimizer="sgd", learning_rate=lr, seed=s, escape_step=v,
+                             hit_step=math.inf, final_value=0.0, final_grad_norm=0.0,
+                             nonfinite=False))
+    for s, v in enumerate([3.0, 4.0, 4.0, 9.0, 12.0]):
+        recs.append(dict(optimizer="adam", learning_rate=0.1, seed=s, escape_step=v,
+                         hit_step=math.inf, final_value=0.0, final_grad_norm=0.0,
+                         nonfinite=s == 4))  # diverged after escaping: escape still counts
+    return recs
+
+
+# ----------------------------------------------------------------------------- landscape
+
+
+def test_contour_2d_trajectories_markers_and_legend(tmp_path):
+    land = _saddle_landscape()
+    trajs = {"sgd": _gd_trajectories(0.05, 6, 30, 0), "adam": _gd_trajectories(0.1, 2, 30, 1)}
+    path = tmp_path / "sub" / "contour.png"
+    fig = plot.contour(land, trajs, max_per_optimizer=4, escape=(np.zeros(2), 1.0),
+                       resolution=40, path=path)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2  # main axes + colourbar
+    ax = fig.axes[0]
+    # 4 sgd (capped) + 2 adam trajectory lines; their data are the trajectories themselves
+    assert len(ax.lines) == 6
+    np.testing.assert_allclose(ax.lines[0].get_xydata(), trajs["sgd"][0, 0])
+    np.testing.assert_allclose(ax.lines[4].get_xydata(), trajs["adam"][0, 0])
+    assert ax.lines[0].get_color() != ax.lines[4].get_color()
+    texts = _legend_texts(ax)
+    assert texts[:2] == ["sgd", "adam"]
+    assert {"start", "end", "saddle", "minimum", "escape radius"} <= set(texts)
+    assert "maximum" not in texts  # outside the plotted window
+    assert ax.get_xlabel() == "x" and ax.get_ylabel() == "y"
+    assert "toy_saddle" in ax.get_title()
+    assert ax.get_xlim() == (-1.5, 1.5)
+    assert len(ax.patches) == 1  # the escape circle
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_contour_plain_callable_needs_bounds_and_checks_shapes():
+    f = lambda x: jnp.sum(x**2)
+    with pytest.raises(ValueError, match="bounds"):
+        plot.contour(f)
+    fig = plot.contour(f, bounds=([-1, -1], [1, 1]), resolution=10)
+    assert fig.axes[0].get_legend() is None  # no trajectories, no catalog
+    with pytest.raises(ValueError, match=r"trajectories\['a'\]"):
+        plot.contour(f, {"a": np.zeros((3, 5, 3))}, bounds=([-1, -1], [1, 1]), resolution=10)
+    with pytest.raises(ValueError, match="dim=3"):
+        plot.contour(f, bounds=([-1] * 3, [1] * 3))
+    with pytest.raises(ValueError, match="upper > lower"):
+        plot.contour(f, bounds=([1, 1], [-1, -1]))
+
+
+def test_contour_1d_line_with_points():
+    land = NS(name="sinq", fn=lambda x: jnp.sin(3 * x[0]) + 0.5 * x[0] ** 2, dim=1,
+              bounds=(np.array([-3.0]), np.array([3.0])), critical_points=(),
+              global_minima=np.array([[-0.5]]))
+    tr = np.linspace(2.5, 1.5, 12)[None, :, None]
+    fig = plot.contour(land, {"sgd": tr})
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1
+    assert len(ax.lines) == 1  # f(x)
+    xs, ys = ax.lines[0].get_xydata().T
+    np.testing.assert_allclose(ys, np.sin(3 * xs) + 0.5 * xs**2, atol=1e-5)
+    pts = ax.collections[0].get_offsets()  # the 12 iterates on the curve
+    np.testing.assert_allclose(pts[:, 0], tr[0, :, 0])
+    np.testing.assert_allclose(pts[:, 1], np.sin(3 * tr[0, :, 0]) + 0.5 * tr[0, :, 0] ** 2,
+                               atol=1e-5)
+    assert ax.get_ylabel() == "f(x)"
+    assert {"f(x)", "sgd", "start", "end", "minimum"} <= set(_legend_texts(ax))
+
+
+def test_surface_is_3d_with_one_line_per_trajectory():
+    land = _saddle_landscape()
+    fig = plot.surface(land, {"sgd": _gd_trajectories(0.05, 5, 10, 0)}, max_per_optimizer=2,
+                       resolution=12)
+    ax = fig.axes[0]
+    assert ax.name == "3d"
+    assert len(ax.lines) == 2
+    assert ax.get_zlabel() == "f(x, y)"
+    with pytest.raises(ValueError, match="2-D"):
+        plot.surface(NS(fn=lambda x: x[0], dim=1, bounds=([0.0], [1.0])))
+
+
+# ----------------------------------------------------------------------------- sweep
+
+
+def test_escape_ecdf_matches_empirical_cdf_and_shows_misses():
+    recs = _records()
+    fig = plot.escape_ecdf(recs, horizon=40)
+    ax = fig.axes[0]
+    assert len(ax.lines) == 3 + 1  # three groups + the y=1 reference line
+    labels = _legend_texts(ax)
+    assert labels == ["sgd (lr=0.1): 2/5 never escaped", "sgd (lr=0.2): 1/5 never escaped",
+                      "adam (lr=0.1)"]
+    groups = {("sgd", 0.1): [], ("sgd", 0.2): [], ("adam", 0.1): []}
+    for r in recs:
+        groups[(r["optimizer"], r["learning_rate"])].append(r["escape_step"])
+    for line, vals in zip(ax.lines[:3], groups.values(), strict=True):
+        vals = np.asarray(vals)
+        x, y = line.get_xydata().T
+        assert x[-1] == 40 and y[-1] == pytest.approx(np.mean(np.isfinite(vals)))
+        for t in (0, 4, 7.5, 10, 25, 39):  # oracle: fraction of runs escaped by step t
+            # "post" steps: the value at t is the last vertex with x <= t
+            assert y[np.searchsorted(x, t, side="right") - 1] == pytest.approx(
+                np.mean(vals <= t))
+    notes = [t.get_text() for t in ax.texts]
+    assert notes == ["sgd (lr=0.1): 2/5 never escaped", "sgd (lr=0.2): 1/5 never escaped"]
+    assert ax.get_xlabel() == "escape step"
+    assert ax.get_ylabel() == "fraction of runs escaped"
+
+
+def test_escape_ecdf_reads_records_csv(tmp_path):
+    recs = _records()
+    path = tmp_path / "records.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(recs[0]))
+        w.writeheader()
+        w.writerows(recs)
+    loaded = plot.load_records(path)
+    assert loaded[2]["escape_step"] == math.inf and loaded[0]["learning_rate"] == 0.1
+    assert loaded[14]["nonfinite"] is True
+    fig = plot.escape_ecdf(path, column="escape_step", log_x=True)
+    assert fig.axes[0].get_xscale() == "log"
+    assert len(fig.axes[0].get_legend().get_texts()) == 3
+
+
+def test_escape_violin_counts_misses():
+    fig = plot.escape_violin(_records())
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["sgd (lr=0.1)\n2/5 missed", "sgd (lr=0.2)\n1/5 missed",
+                      "adam (lr=0.1)\n0/5 missed"]
+
+
+def test_success_heatmap_cells_equal_success_rates():
+    recs = _records()
+    fig = plot.success_heatmap(recs)
+    ax = fig.axes[0]
+    rates = np.ma.filled(ax.images[0].get_array(), np.nan)
+    expected = np.array([[3 / 5, 4 / 5], [1.0, np.nan]])  # rows sgd, adam; cols 0.1, 0.2
+    np.testing.assert_allclose(rates, expected)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["sgd", "adam"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.2"]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.60\n3/5", "0.80\n4/5", "1.00\n5/5"]
+    assert ax.get_xlabel() == "learning rate" and ax.get_ylabel() == "optimizer"
+    with pytest.raises(ValueError, match="momentum"):
+        plot.success_heatmap(recs, param="momentum")
+
+
+def test_sweep_plots_reject_bad_records():
+    with pytest.raises(ValueError, match="must not be empty"):
+        plot.escape_ecdf([])
+    with pytest.raises(TypeError, match="records"):
+        plot.escape_ecdf(42)
+    with pytest.raises(ValueError, match="hit_time"):
+        plot.escape_ecdf(_records(), column="hit_time")
+
+
+# ----------------------------------------------------------------------------- curvature
+
+
+def _toy_map(transpose=False):
+    xs = np.linspace(-2.0, 2.0, 9)
+    ys = np.linspace(-1.0, 1.0, 5)
+    X, Y = np.meshgrid(xs, ys)  # [ny, nx]
+    mn = X - 0.5  # negative on the left, positive on the right
+    mx = mn + 3.0
+    codes = np.where(mn > 0, 0, 2)  # minimum-like / saddle-like cells
+    if transpose:
+        mn, mx, codes = mn.T, mx.T, codes.T
+    return dict(xs=xs, ys=ys, min_eig=mn, max_eig=mx, kind_codes=codes), X - 0.5
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_curvature_heatmap_diverging_at_zero_with_kinds(transpose, tmp_path):
+    cmap, expected = _toy_map(transpose)
+    cps = (NS(x=np.array([0.0, 0.0]), kind="saddle", value=0.0),)
+    path = tmp_path / "c.png" if transpose else None
+    fig = plot.curvature_heatmap(cmap, critical_points=cps, title="toy", path=path)
+    ax = fig.axes[0]
+    img = ax.images[0]
+    np.testing.assert_allclose(np.asarray(img.get_array()), expected)
+    assert img.norm.vcenter == 0.0 and img.get_cmap().name == "RdBu_r"
+    assert len(ax.collections) >= 2  # the zero contour and the saddle marker
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["saddle"]
+    # second image panel: the kind codes (curvature.maps.MAP_KIND_NAMES by default)
+    kind_axes = [a for a in fig.axes if a.images and a is not ax]
+    np.testing.assert_array_equal(np.asarray(kind_axes[0].images[0].get_array()),
+                                  np.where(expected > 0, 0, 2))
+    assert fig._suptitle.get_text() == "toy"
+    if path is not None:
+        assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_curvature_heatmap_rejects_wrong_shapes():
+    cmap, _ = _toy_map()
+    cmap["min_eig"] = np.zeros((4, 4))
+    with pytest.raises(ValueError, match="min_eig"):
+        plot.curvature_heatmap(cmap)
+
+
+def test_spectrum_plot_log_density_and_rug():
+    grid = np.linspace(-3, 10, 200)
+    dens = np.exp(-(grid**2)) + 1e-4 * np.exp(-10 * (grid - 8) ** 2)
+    fig = plot.spectrum_plot(grid, dens, eigenvalues=[-2.0, 0.1, 8.0])
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), grid)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), np.maximum(dens, 1e-12))
+    np.testing.assert_allclose(ax.lines[1].get_xdata(), [-2.0, 0.1, 8.0])
+    assert ax.get_xlabel() == "eigenvalue"
+    with pytest.raises(ValueError, match="equal length"):
+        plot.spectrum_plot(grid, dens[:-1])
