@@ -1,5 +1,62 @@
 """Curvature analysis: HVPs, Lanczos, spectra, critical points (see DESIGN.md)."""
 
+from jaxopt_lab.curvature.critical import (
+    KIND_NAMES,
+    Classification,
+    CriticalPoints,
+    classify,
+    classify_batch,
+    find_critical_points,
+)
+from jaxopt_lab.curvature.density import SpectralDensity, spectral_density
 from jaxopt_lab.curvature.hvp import hessian, hvp
+from jaxopt_lab.curvature.lanczos import LanczosResult, lanczos, tridiagonal_eigh
+from jaxopt_lab.curvature.maps import (
+    MAP_KIND_NAMES,
+    CurvatureMap,
+    LandscapeSlice,
+    curvature_map,
+    filter_normalize,
+    landscape_slice,
+    random_directions,
+)
+from jaxopt_lab.curvature.spectrum import (
+    EigshResult,
+    PowerIterationResult,
+    eigsh,
+    eigsh_matvec,
+    power_iteration,
+    power_iteration_matvec,
+)
+from jaxopt_lab.curvature.trace import trace, trace_matvec
 
-__all__ = ["hessian", "hvp"]
+__all__ = [
+    "EigshResult",
+    "LanczosResult",
+    "PowerIterationResult",
+    "SpectralDensity",
+    "eigsh",
+    "eigsh_matvec",
+    "lanczos",
+    "power_iteration",
+    "power_iteration_matvec",
+    "spectral_density",
+    "trace",
+    "trace_matvec",
+    "tridiagonal_eigh",
+    "hessian",
+    "hvp",
+    "KIND_NAMES",
+    "MAP_KIND_NAMES",
+    "Classification",
+    "CriticalPoints",
+    "CurvatureMap",
+    "LandscapeSlice",
+    "classify",
+    "classify_batch",
+    "curvature_map",
+    "filter_normalize",
+    "find_critical_points",
+    "landscape_slice",
+    "random_directions",
+]

@@ -1,0 +1,232 @@
+"""Lanczos tridiagonalization with full reorthogonalization, as one lax loop.
+
+The loop is a ``lax.fori_loop`` over a fixed-size basis buffer, so the traced
+program (and its compile time) does not grow with the number of iterations.
+``tridiagonal_eigh`` solves the small tridiagonal eigenproblem in float64.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_lab._validation import check_finite, check_int, is_tracer
+
+__all__ = ["LanczosResult", "lanczos", "tridiagonal_eigh"]
+
+
+class LanczosResult(NamedTuple):
+    """Output of :func:`lanczos`.
+
+    Attributes:
+      alphas: ``[m]`` diagonal of the tridiagonal matrix ``T = Q A Q^T``.
+      betas: ``[m-1]`` off-diagonal of ``T``; a zero marks a breakdown (restart).
+      basis: ``[m, n]`` orthonormal Lanczos vectors, one per row.
+    """
+
+    alphas: jax.Array
+    betas: jax.Array
+    basis: jax.Array
+
+
+def _breakdown_tol(dtype) -> float:
+    # beta below this multiple of the running ||T|| estimate counts as a breakdown.
+    return 100.0 * float(jnp.finfo(dtype).eps)
+
+
+def lanczos_with_beta(
+    matvec: Callable[[jax.Array], jax.Array],
+    v0: jax.Array,
+    num_iters: int,
+    *,
+    reorthogonalize: bool = True,
+    key: jax.Array | None = None,
+) -> tuple[LanczosResult, jax.Array]:
+    """Like :func:`lanczos` but also returns the final ``beta_m`` (for residual estimates)."""
+    num_iters = check_int("num_iters", num_iters, minimum=1)
+    if v0.ndim != 1:
+        raise ValueError(f"v0 must be a flat 1-D vector of shape (n,), got shape {v0.shape}")
+    check_finite("v0", v0)
+    if not is_tracer(v0) and not np.any(np.asarray(v0)):
+        raise ValueError("v0 must be a nonzero vector, got all zeros")
+    n = v0.shape[0]
+    m = num_iters
+    dtype = v0.dtype if jnp.issubdtype(v0.dtype, jnp.floating) else jnp.float32
+    v0 = v0.astype(dtype)
+    if key is None:
+        key = jax.random.key(0)
+    tol = _breakdown_tol(dtype)
+    idx = jnp.arange(m)
+
+    def orthogonalize(w, basis, mask):
+        # Two passes of classical Gram-Schmidt against the filled rows ("twice is enough").
+        for _ in range(2):
+            coeffs = (basis @ w) * mask
+            w = w - coeffs @ basis
+        return w
+
+    def restart_vector(j, basis, mask):
+        # Random direction orthogonal to the current basis; zero if the space is exhausted.
+        r = jax.random.normal(jax.random.fold_in(key, j), (n,), dtype)
+        r = orthogonalize(r, basis, mask)
+        nr = jnp.linalg.norm(r)
+        return jnp.where(nr > tol, r / jnp.where(nr > 0, nr, 1.0), jnp.zeros_like(r))
+
+    q0 = v0 / jnp.linalg.norm(v0)
+
+    def body(j, carry):
+        basis, alphas, betas, q, q_prev, beta_prev, anorm = carry
+        basis = basis.at[j].set(q)
+        mask = (idx <= j).astype(dtype)
+        w = matvec(q)
+        alpha = jnp.vdot(q, w)
+        w = w - alpha * q - beta_prev * q_prev
+        if reorthogonalize:
+            w = orthogonalize(w, basis, mask)
+        beta = jnp.linalg.norm(w)
+        anorm = jnp.maximum(anorm, jnp.abs(alpha) + beta + beta_prev)
+        broke = beta <= tol * anorm
+        q_next = jax.lax.cond(
+            broke,
+            lambda: restart_vector(j, basis, mask),
+            lambda: w / jnp.where(beta > 0, beta, 1.0),
+        )
+        beta = jnp.where(broke, jnp.zeros_like(beta), beta)
+        return basis, alphas.at[j].set(alpha), betas.at[j].set(beta), q_next, q, beta, anorm
+
+    init = (
+        jnp.zeros((m, n), dtype),
+        jnp.zeros((m,), dtype),
+        jnp.zeros((m,), dtype),
+        q0,
+        jnp.zeros_like(q0),
+        jnp.zeros((), dtype),
+        jnp.zeros((), dtype),
+    )
+    basis, alphas, betas, *_ = jax.lax.fori_loop(0, m, body, init)
+    return LanczosResult(alphas, betas[: m - 1], basis), betas[m - 1]
+
+
+def lanczos(
+    matvec: Callable[[jax.Array], jax.Array],
+    v0: jax.Array,
+    num_iters: int,
+    *,
+    reorthogonalize: bool = True,
+    key: jax.Array | None = None,
+) -> LanczosResult:
+    """Run ``num_iters`` Lanczos steps on a symmetric linear operator.
+
+    Builds an orthonormal basis ``Q`` (rows) of the Krylov space
+    ``span{v0, A v0, ..., A^{m-1} v0}`` and the tridiagonal ``T = Q A Q^T`` given by
+    ``alphas`` (diagonal) and ``betas`` (off-diagonal). Each step costs one
+    ``matvec``. The loop is a ``lax.fori_loop``: tracing and compile time do not grow
+    with ``num_iters``; the basis buffer is ``[num_iters, n]``.
+
+    With ``reorthogonalize=True`` every new vector is orthogonalized against all
+    stored vectors by two passes of classical Gram-Schmidt (rows not yet filled are
+    masked out), which keeps ``Q`` orthonormal to working precision and prevents
+    spurious ("ghost") copies of converged eigenvalues. Cost O(m n) per step.
+
+    Breakdown: when ``beta_j <= 100 * eps * ||T||`` the Krylov space is invariant
+    (its Ritz values are exact eigenvalues). The step then stores ``beta_j = 0`` and
+    restarts with a random vector orthogonalized against the basis (drawn from
+    ``key``, default ``jax.random.key(0)``), so ``T`` becomes block diagonal and all
+    ``m`` rows of the basis stay orthonormal. If the whole space is exhausted
+    (``m > n``), the restart vector is zero and the remaining rows are zero: callers
+    should keep ``num_iters <= n`` (``eigsh`` clips it).
+
+    Works inside ``jit``/``vmap``; it is not jitted itself (``matvec`` is a closure).
+
+    Args:
+      matvec: function ``[n] -> [n]``, a symmetric linear operator.
+      v0: ``[n]`` start vector (normalized internally, must be nonzero).
+      num_iters: number of steps ``m >= 1`` (static).
+      reorthogonalize: full reorthogonalization (recommended).
+      key: PRNG key for breakdown restarts (optional).
+
+    Returns:
+      ``LanczosResult(alphas [m], betas [m-1], basis [m, n])``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> A = jnp.diag(jnp.arange(1.0, 6.0))
+      >>> res = lanczos(lambda v: A @ v, jnp.ones(5), 5)
+      >>> evals, _ = tridiagonal_eigh(res.alphas, res.betas)  # ~ [1, 2, 3, 4, 5]
+
+    References:
+      Lanczos, 1950. An iteration method for the solution of the eigenvalue problem
+      of linear differential and integral operators.
+      Paige, 1972. Computational variants of the Lanczos method for the eigenproblem.
+      Giraud, Langou, Rozloznik, 2005. The loss of orthogonality in the Gram-Schmidt
+      orthogonalization process ("twice is enough").
+    """
+    return lanczos_with_beta(matvec, v0, num_iters, reorthogonalize=reorthogonalize, key=key)[0]
+
+
+def _enable_x64():
+    # jax.enable_x64 in recent jax; jax.experimental.enable_x64 in older releases.
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64
+
+    return enable_x64()
+
+
+def _use_x64() -> bool:
+    # TPUs have no native float64; everything else (CPU, GPU) does.
+    return jax.default_backend() != "tpu"
+
+
+def tridiagonal_eigh(alphas: jax.Array, betas: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Eigen-decomposition of the symmetric tridiagonal matrix ``(alphas, betas)``.
+
+    The small ``m x m`` problem is solved in float64 through a local
+    ``jax.enable_x64(True)`` context, which also works while tracing inside ``jit`` or
+    ``vmap`` (the traced ops are float64, the results are cast back to the input
+    dtype). Without x64 (on TPU, where float64 is not native) it falls back to a
+    float32 ``eigh``; eigenvalues are then accurate to about ``1e-7 * ||T||``
+    absolute, so eigenvalues much smaller than the largest lose relative accuracy.
+
+    Args:
+      alphas: ``[m]`` diagonal.
+      betas: ``[m-1]`` off-diagonal.
+
+    Returns:
+      ``(evals [m] ascending, evecs [m, m])`` with ``T = evecs @ diag(evals) @ evecs.T``
+      (eigenvectors are columns).
+    """
+    alphas = jnp.asarray(alphas)
+    betas = jnp.asarray(betas)
+    if alphas.ndim != 1 or betas.shape != (max(alphas.shape[0] - 1, 0),):
+        raise ValueError(
+            f"alphas must have shape (m,) and betas shape (m-1,), got {alphas.shape} "
+            f"and {betas.shape}"
+        )
+    if not jnp.issubdtype(alphas.dtype, jnp.floating):
+        alphas = alphas.astype(jnp.float32)
+    return _tridiagonal_eigh_jit(alphas, betas.astype(alphas.dtype), x64=_use_x64())
+
+
+@functools.partial(jax.jit, static_argnames=("x64",))
+def _tridiagonal_eigh_jit(alphas, betas, *, x64):
+    out_dtype = alphas.dtype
+
+    def solve(dtype):
+        a = alphas.astype(dtype)
+        b = betas.astype(dtype)
+        t = jnp.diag(a) + jnp.diag(b, 1) + jnp.diag(b, -1)
+        return jnp.linalg.eigh(t)
+
+    if x64:
+        with _enable_x64():
+            w, v = solve(jnp.float64)
+            w, v = w.astype(out_dtype), v.astype(out_dtype)
+        return w, v
+    w, v = solve(jnp.float32)
+    return w.astype(out_dtype), v.astype(out_dtype)
