@@ -1,1 +1,77 @@
-"""transforms: see DESIGN.md."""
+"""transforms: optax gradient transformations that optax lacks (see DESIGN.md).
+
+First order: EWC, GEM / A-GEM, perturbed GD, SWA, rollback guard, gradient monitor.
+Every factory returns an ``optax.GradientTransformation`` (``...ExtraArgs`` where the
+update takes keyword extra arguments) whose state is a NamedTuple of arrays.
+"""
+
+from jaxopt_lab.transforms.ewc import (
+    EWCOnlineState,
+    EWCSeparateState,
+    ewc,
+    ewc_consolidate,
+    ewc_penalty,
+    fisher_diagonal,
+)
+from jaxopt_lab.transforms.gem import GEMState, agem, agem_project, gem, gem_project
+from jaxopt_lab.transforms.monitor import GradientMonitorState, gradient_monitor
+from jaxopt_lab.transforms.perturbed import PerturbedGDState, perturbed_gd, sample_uniform_ball
+from jaxopt_lab.transforms.rollback import RollbackState, last_good_params, rollback_guard
+from jaxopt_lab.transforms.second_order import (
+    CGResult,
+    HessianFreeState,
+    NaturalGradientState,
+    SaddleFreeState,
+    SteihaugResult,
+    TrustRegionState,
+    conjugate_gradient,
+    curvature_fns,
+    empirical_fisher_fns,
+    gauss_newton_fns,
+    hessian_free,
+    natural_gradient,
+    saddle_free_newton,
+    steihaug_cg,
+    trust_region,
+)
+from jaxopt_lab.transforms.swa import SWAState, swa, swa_params
+
+__all__ = [
+    "CGResult",
+    "HessianFreeState",
+    "NaturalGradientState",
+    "SaddleFreeState",
+    "SteihaugResult",
+    "TrustRegionState",
+    "conjugate_gradient",
+    "curvature_fns",
+    "empirical_fisher_fns",
+    "gauss_newton_fns",
+    "hessian_free",
+    "natural_gradient",
+    "saddle_free_newton",
+    "steihaug_cg",
+    "trust_region",
+    "EWCOnlineState",
+    "EWCSeparateState",
+    "GEMState",
+    "GradientMonitorState",
+    "PerturbedGDState",
+    "RollbackState",
+    "SWAState",
+    "agem",
+    "agem_project",
+    "ewc",
+    "ewc_consolidate",
+    "ewc_penalty",
+    "fisher_diagonal",
+    "gem",
+    "gem_project",
+    "gradient_monitor",
+    "last_good_params",
+    "perturbed_gd",
+    "rollback_guard",
+    "sample_uniform_ball",
+    "swa",
+    "swa_params",
+]
