@@ -112,6 +112,7 @@ TABLE = [
         "learning_rate",
     ),
     Entry("swa", T.swa, dict(start_step=1, frequency=1), no_extra, None, sgd_then),
+    Entry("weight_ema", T.weight_ema, dict(decay=0.9), no_extra, "decay", sgd_then),
     Entry(
         "rollback_guard",
         T.rollback_guard,

@@ -34,7 +34,7 @@ from jaxopt_lab.transforms.second_order import (
     steihaug_cg,
     trust_region,
 )
-from jaxopt_lab.transforms.swa import SWAState, swa, swa_params
+from jaxopt_lab.transforms.swa import SWAState, WeightEMAState, swa, swa_params, weight_ema
 
 __all__ = [
     "CGResult",
@@ -59,6 +59,7 @@ __all__ = [
     "PerturbedGDState",
     "RollbackState",
     "SWAState",
+    "WeightEMAState",
     "agem",
     "agem_project",
     "ewc",
@@ -74,4 +75,5 @@ __all__ = [
     "sample_uniform_ball",
     "swa",
     "swa_params",
+    "weight_ema",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from jaxopt_lab._validation import check_positive
+from jaxopt_lab.transforms._state import find_state
 
 __all__ = ["RollbackState", "last_good_params", "rollback_guard"]
 
@@ -199,11 +200,4 @@ def rollback_guard(
 
 def last_good_params(opt_state: Any) -> Any:
     """Params recorded by the (single) :class:`RollbackState` inside ``opt_state``."""
-    found = [
-        x
-        for x in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, RollbackState))
-        if isinstance(x, RollbackState)
-    ]
-    if len(found) != 1:
-        raise ValueError(f"opt_state must contain exactly one RollbackState, found {len(found)}")
-    return found[0].good_params
+    return find_state(opt_state, RollbackState).good_params

@@ -1,8 +1,9 @@
-"""Stochastic weight averaging (SWA) as an optax gradient transformation.
+"""Weight averaging as optax gradient transformations: SWA and an EMA of the weights.
 
 References:
     Izmailov, Podoprikhin, Garipov, Vetrov & Wilson (2018), "Averaging Weights Leads to
     Wider Optima and Better Generalization".
+    Polyak & Juditsky (1992), "Acceleration of stochastic approximation by averaging".
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from jaxopt_lab._validation import check_positive
+from jaxopt_lab.transforms._state import find_state
 from jaxopt_lab.transforms.perturbed import _int_hparam
 
-__all__ = ["SWAState", "swa", "swa_params"]
+__all__ = ["SWAState", "WeightEMAState", "swa", "swa_params", "weight_ema"]
 
 
 class SWAState(NamedTuple):
@@ -112,11 +116,48 @@ def swa_params(opt_state: Any) -> Any:
     Returns:
         The averaged parameters (pytree like params).
     """
-    found = [
-        x
-        for x in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, SWAState))
-        if isinstance(x, SWAState)
-    ]
-    if len(found) != 1:
-        raise ValueError(f"opt_state must contain exactly one SWAState, found {len(found)}")
-    return found[0].average
+    return find_state(opt_state, SWAState).average
+
+
+class WeightEMAState(NamedTuple):
+    """State of :func:`weight_ema`.
+
+    Attributes:
+      ema: pytree like params (leaf shapes of params): the moving average of the weights.
+    """
+
+    ema: Any
+
+
+def weight_ema(decay: float) -> optax.GradientTransformation:
+    """Pass-through transform keeping an exponential moving average of the WEIGHTS.
+
+    ``optax.ema`` averages the updates it is given (and starts from zero); here the
+    average is of the parameters, starts AT the initial parameters (so it needs no
+    debiasing) and is updated with ``optax.incremental_update`` from the iterate before
+    each step: ``ema <- decay * ema + (1 - decay) * params``. Updates pass through
+    unchanged; chain it after the optimizer, ``optax.chain(optax.sgd(lr),
+    weight_ema(0.99))``, and read ``state.ema``.
+
+    Args:
+      decay: EMA decay in [0, 1).
+
+    Returns:
+      ``optax.GradientTransformation`` with :class:`WeightEMAState`; ``update`` needs params.
+
+    References:
+      Polyak & Juditsky, 1992. Acceleration of stochastic approximation by averaging.
+    """
+    check_positive("decay", decay, allow_zero=True)  # also rejects non-numbers and NaN
+    if not isinstance(decay, jax.core.Tracer) and np.any(np.asarray(decay) >= 1):
+        raise ValueError(f"decay must be in [0, 1), got {decay!r}")
+
+    def init(params):
+        return WeightEMAState(ema=jax.tree.map(jnp.asarray, params))
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("weight_ema needs params in update(updates, state, params)")
+        return updates, WeightEMAState(optax.incremental_update(params, state.ema, 1.0 - decay))
+
+    return optax.GradientTransformation(init, update)
