@@ -23,11 +23,14 @@ Four measurements, all in one process (ratios against baselines run in the same 
 
 Usage::
 
-    python benchmarks/curvature.py [--quick] [--out PATH]
+    python benchmarks/curvature.py [--quick] [--out PATH] [--only SECTION ...]
 
 ``--quick`` shrinks the MLP (784-128-64-10, batch 32), the Lanczos budget and the map
-(40x40) for a smoke run and writes ``results/curvature_quick.json`` instead. Timings on
-a shared machine are noisy: rerun before quoting.
+(40x40) for a smoke run and writes ``results/curvature_quick.json`` instead. ``--only``
+runs a subset of the sections (``hvp``, ``residual``, ``compile``, ``map``; repeatable or
+comma-separated), e.g. ``--only map``; a partial run MERGES its sections into the existing
+JSON (other sections and their dates are kept, see ``section_dates_utc``). Timings on a
+shared machine are noisy: rerun before quoting.
 """
 
 from __future__ import annotations
@@ -53,6 +56,24 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 from jaxopt_lab.curvature import hessian, hvp, lanczos, power_iteration  # noqa: E402
 
 TARGET_RESID = 1e-3
+SECTIONS = ("hvp", "residual", "compile", "map")
+SECTION_KEYS = {"hvp": "hvp_vs_grad", "residual": "hvps_to_residual",
+                "compile": "lanczos_compile", "map": "curvature_map"}
+NOTES = [
+    "Lanczos HVP count: steps j of one run whose j-step top Ritz pair first has a "
+    "true relative residual <= 1e-3; the checking HVP is not counted.",
+    "Power iteration HVP count: HVPs until its own (true) relative residual <= 1e-3.",
+    "Map loop times are measured on a random subset of grid points and extrapolated "
+    "linearly to all points.",
+    "Map vectorized time: median over repeated full public curvature_map calls (grid, "
+    "Hessians, both eigenvalues and kind codes at every point, results as host numpy "
+    "arrays), after one compile call; the loop computes only the eigenvalues.",
+    "Memory is XLA's compiled memory analysis (temp + argument + output bytes); the "
+    "HVP takes the direction v as an extra argument.",
+    "Timings come from one run on a possibly shared machine: noisy.",
+    "Partial runs (--only) merge into the existing JSON; section_dates_utc gives the date "
+    "of each section's measurement.",
+]
 
 
 # ------------------------------------------------------------------------------ model + data
@@ -261,7 +282,7 @@ def loop_map(f, xs, ys, points):
     return np.array(out)
 
 
-def bench_map(resolution, subset, subset_eager):
+def bench_map(resolution, subset, subset_eager, repeats=20):
     lo, hi = np.array([-2.0, -1.0]), np.array([2.0, 3.0])
     xs = np.linspace(lo[0], hi[0], resolution)
     ys = np.linspace(lo[1], hi[1], resolution)
@@ -281,13 +302,14 @@ def bench_map(resolution, subset, subset_eager):
         cm = curvature_map(rosenbrock, (lo, hi), resolution)
         jax.block_until_ready(cm.min_eig)
         first = time.perf_counter() - t0
+        # timed: one full public call (grid, Hessians, eigenvalues, kind codes, host arrays)
         times = []
-        for _ in range(3):
+        for _ in range(repeats):
             t0 = time.perf_counter()
             cm = curvature_map(rosenbrock, (lo, hi), resolution)
             jax.block_until_ready(cm.min_eig)
             times.append(time.perf_counter() - t0)
-        vec_time = float(np.median(times))
+        vec_time, vec_min = float(np.median(times)), float(np.min(times))
         compile_s = max(first - vec_time, 0.0)
         eig_grid = np.stack([np.asarray(cm.min_eig), np.asarray(cm.max_eig)], -1)
         lib_xs, lib_ys = np.asarray(cm.xs), np.asarray(cm.ys)
@@ -305,7 +327,8 @@ def bench_map(resolution, subset, subset_eager):
         xg, yg = jnp.asarray(xs, jnp.float32), jnp.asarray(ys, jnp.float32)
         compiled, low, comp = timed_compile(map_fn, xg, yg)
         compile_s = low + comp
-        vec_time, _ = run_time(compiled, xg, yg, repeats=5)
+        repeats = 5
+        vec_time, vec_min = run_time(compiled, xg, yg, repeats=repeats)
         eig_grid = np.asarray(compiled(xg, yg))
         grid_fn = [lambda i, j: eig_grid[i, j]]
 
@@ -333,6 +356,8 @@ def bench_map(resolution, subset, subset_eager):
         "points": total,
         "vectorized_method": method,
         "vectorized_seconds": vec_time,
+        "vectorized_seconds_min": vec_min,
+        "vectorized_repeats": repeats,
         "vectorized_compile_seconds": compile_s,
         "loop_numpy_f_seconds_per_point": loop_np,
         "loop_numpy_f_points_timed": subset,
@@ -350,10 +375,18 @@ def bench_map(resolution, subset, subset_eager):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument("--only", action="append", default=None, metavar="SECTION",
+                        help="run only these sections (repeatable or comma-separated): "
+                        + ", ".join(SECTIONS) + "; results merge into the existing JSON")
     parser.add_argument("--out", default=None,
                         help="JSON path (default benchmarks/results/curvature.json, "
                         "curvature_quick.json with --quick)")
     args = parser.parse_args(argv)
+    only = list(SECTIONS) if args.only is None else [
+        x.strip() for item in args.only for x in item.split(",") if x.strip()]
+    bad = [x for x in only if x not in SECTIONS]
+    if bad or not only:
+        parser.error(f"--only: unknown section(s) {bad}, allowed: {', '.join(SECTIONS)}")
     if args.out is None:
         name = "curvature_quick.json" if args.quick else "curvature.json"
         args.out = os.path.join(HERE, "results", name)
@@ -367,37 +400,95 @@ def main(argv=None):
         max_lanczos, max_power, steps_list = 60, 2000, (30, 90, 300)
         resolution, subset, subset_eager = 200, 400, 40
 
-    loss, params, batch, source = make_problem(sizes, batch_size)
-    n_params = int(sum(p.size for p in jax.tree_util.tree_leaves(params)))
-    print(f"# MLP {'-'.join(map(str, sizes))} ({n_params} params), batch {batch_size} "
-          f"({source}), device {jax.devices()[0].device_kind}, jax {jax.__version__}")
+    r1 = r2 = r3 = r4 = None
+    model = None
+    if {"hvp", "residual", "compile"} & set(only):
+        loss, params, batch, source = make_problem(sizes, batch_size)
+        n_params = int(sum(p.size for p in jax.tree_util.tree_leaves(params)))
+        model = {"sizes": list(sizes), "params": n_params, "batch": batch_size, "data": source}
+        print(f"# MLP {'-'.join(map(str, sizes))} ({n_params} params), batch {batch_size} "
+              f"({source}), device {jax.devices()[0].device_kind}, jax {jax.__version__}")
+        if "hvp" in only:
+            r1 = bench_hvp(loss, params, batch, repeats)
+        if "residual" in only:
+            r2 = bench_hvps_to_residual(loss, params, batch, max_lanczos, max_power)
+        if "compile" in only:
+            r3 = bench_compile(loss, params, batch, steps_list)
+    if "map" in only:
+        print(f"# curvature map {resolution}x{resolution}, device "
+              f"{jax.devices()[0].device_kind}, jax {jax.__version__}")
+        r4 = bench_map(resolution, subset, subset_eager)
 
-    r1 = bench_hvp(loss, params, batch, repeats)
-    r2 = bench_hvps_to_residual(loss, params, batch, max_lanczos, max_power)
-    r3 = bench_compile(loss, params, batch, steps_list)
-    r4 = bench_map(resolution, subset, subset_eager)
-
-    mb = lambda m: m["total"] / 2**20 if m else float("nan")
     print("\n| measurement | value | target |")
     print("|---|---|---|")
+    if r1 is not None:
+        _print_hvp(r1)
+    if r2 is not None:
+        _print_residual(r2)
+    if r3 is not None:
+        for row in r3:
+            print(f"| Lanczos lower+compile, {row['num_iters']} steps | "
+                  f"{row['total_seconds']:.2f} s | flat |")
+    if r4 is not None:
+        _print_map(r4)
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    ran = {"hvp_vs_grad": r1, "hvps_to_residual": r2, "lanczos_compile": r3, "curvature_map": r4}
+    ran = {k: v for k, v in ran.items() if v is not None}
+    result = {}
+    if set(only) != set(SECTIONS) and os.path.exists(args.out):
+        with open(args.out) as fh:  # partial run: keep the other sections' results
+            old = json.load(fh)
+        if old.get("quick") == args.quick:
+            result = old
+            result.setdefault("section_dates_utc", {
+                k: old.get("date_utc") for k in SECTION_KEYS.values() if k in old})
+    result.update({
+        "benchmark": "curvature",
+        "quick": args.quick,
+        "date_utc": now,
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(), "device": jax.devices()[0].device_kind,
+                    "backend": jax.default_backend()},
+        "versions": {"jax": jax.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+    })
+    if model is not None:
+        result["model"] = model
+    result.update(ran)
+    result.setdefault("section_dates_utc", {}).update({k: now for k in ran})
+    result["notes"] = NOTES
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as fh:
+        json.dump(result, fh, indent=2)
+    print(f"\nwrote {args.out} (sections: {', '.join(ran)})")
+    return result
+
+
+def _print_hvp(r1):
+    mb = lambda m: m["total"] / 2**20 if m else float("nan")
     print(f"| grad time (median) | {r1['grad_seconds_median'] * 1e3:.2f} ms | |")
     print(f"| HVP time (median) | {r1['hvp_seconds_median'] * 1e3:.2f} ms | |")
     print(f"| HVP / grad time | {r1['time_ratio']:.2f}x | <= 3x |")
     print(f"| grad memory (temp+arg+out) | {mb(r1['grad_memory']):.1f} MiB | |")
     print(f"| HVP memory (temp+arg+out) | {mb(r1['hvp_memory']):.1f} MiB | |")
     print(f"| HVP / grad memory | {r1.get('memory_ratio', float('nan')):.2f}x | <= 2x |")
+
+
+def _print_residual(r2):
     print(f"| top eigenvalue (Lanczos / power) | {r2['lanczos_top_eigenvalue']:.5g} / "
           f"{r2['power_eigenvalue']:.5g} | |")
     print(f"| HVPs to rel. residual 1e-3, Lanczos | {r2['lanczos_hvps']} "
           f"(max {r2['lanczos_max_steps']}) | <= 30 |")
     print(f"| HVPs to rel. residual 1e-3, power iteration | {r2['power_hvps']} "
           f"(converged={r2['power_converged']}) | |")
-    for row in r3:
-        print(f"| Lanczos lower+compile, {row['num_iters']} steps | "
-              f"{row['total_seconds']:.2f} s | flat |")
+
+
+def _print_map(r4):
     print(f"| {r4['resolution']}x{r4['resolution']} map, vectorized "
-          f"({r4['vectorized_method']}) | {r4['vectorized_seconds'] * 1e3:.2f} ms "
-          f"(+{r4['vectorized_compile_seconds']:.2f} s compile) | |")
+          f"({r4['vectorized_method']}), median of {r4['vectorized_repeats']} | "
+          f"{r4['vectorized_seconds'] * 1e3:.2f} ms (min {r4['vectorized_seconds_min'] * 1e3:.2f}"
+          f" ms, +{r4['vectorized_compile_seconds']:.2f} s compile) | |")
     print(f"| map, Python loop + numpy FD Hessian, numpy f (extrapolated from "
           f"{r4['loop_numpy_f_points_timed']} pts) | "
           f"{r4['loop_numpy_f_seconds_extrapolated']:.2f} s | |")
@@ -409,38 +500,6 @@ def main(argv=None):
     if r4["max_relative_difference_vs_finite_differences"] is not None:
         print(f"| map max rel. difference vs FD loop | "
               f"{r4['max_relative_difference_vs_finite_differences']:.2e} | |")
-
-    result = {
-        "benchmark": "curvature",
-        "quick": args.quick,
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "device": jax.devices()[0].device_kind,
-                    "backend": jax.default_backend()},
-        "versions": {"jax": jax.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-        "model": {"sizes": list(sizes), "params": n_params, "batch": batch_size,
-                  "data": source},
-        "hvp_vs_grad": r1,
-        "hvps_to_residual": r2,
-        "lanczos_compile": r3,
-        "curvature_map": r4,
-        "notes": [
-            "Lanczos HVP count: steps j of one run whose j-step top Ritz pair first has a "
-            "true relative residual <= 1e-3; the checking HVP is not counted.",
-            "Power iteration HVP count: HVPs until its own (true) relative residual <= 1e-3.",
-            "Map loop times are measured on a random subset of grid points and extrapolated "
-            "linearly to all points.",
-            "Memory is XLA's compiled memory analysis (temp + argument + output bytes); the "
-            "HVP takes the direction v as an extra argument.",
-            "Timings come from one run on a possibly shared machine: noisy.",
-        ],
-    }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=2)
-    print(f"\nwrote {args.out}")
-    return result
 
 
 if __name__ == "__main__":

@@ -191,6 +191,82 @@ def test_curvature_map_validates_before_compiling():
         curvature_map(_boom, ([0.0, 0.0], [1.0, 1.0]), 2.5)
 
 
+def _sym2_cases(rng):
+    """Symmetric 2x2 entries (a, d, b): random, repeated eigenvalues, b == 0, zeros, scales."""
+    a, d, b = rng.normal(size=(3, 64)) * rng.choice([1e-3, 1.0, 1e3], size=(3, 64))
+    special = np.array([
+        (1.0, 1.0, 0.0), (-2.5, -2.5, 0.0), (0.0, 0.0, 0.0), (3.0, 3.0, 1e-3),  # repeated
+        (2.0, -1.0, 0.0), (-7.0, 4.0, 0.0), (1e4, 1.0, 0.0),  # b == 0, distinct
+        (1.0, 1.0, 2.0), (0.0, 0.0, -1.0), (1e-6, -1e-6, 1e-7), (1e3, 1e3, 1e-3),
+    ]).T
+    return [np.concatenate([x, y]) for x, y in zip((a, d, b), special, strict=True)]
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_sym2_closed_form_matches_numpy_eigh(x64):
+    from jaxopt_lab.curvature.maps import _sym2_eigvals
+
+    a, d, b = _sym2_cases(np.random.default_rng(0))
+    with jax.enable_x64(x64):
+        dt = jnp.float64 if x64 else jnp.float32
+        lo, hi = (np.asarray(o) for o in _sym2_eigvals(*(jnp.asarray(v, dt) for v in (a, d, b))))
+    assert lo.dtype == hi.dtype == np.dtype(dt)
+    # oracle: float64 eigh of the matrices actually passed (rounded to dt)
+    a, d, b = (np.asarray(v, dt).astype(np.float64) for v in (a, d, b))
+    ev = np.linalg.eigvalsh(np.stack([np.stack([a, b], -1), np.stack([b, d], -1)], -2))
+    scale = np.maximum.reduce([np.abs(a), np.abs(b), np.abs(d)])
+    tol = (1e-13 if x64 else 2e-7) * scale
+    assert np.all(np.abs(lo - ev[:, 0]) <= tol) and np.all(np.abs(hi - ev[:, 1]) <= tol)
+    assert np.all(lo <= hi)
+    rep = (a == d) & (b == 0)  # repeated eigenvalue: exact, both equal to a
+    assert rep.sum() == 3
+    np.testing.assert_array_equal(lo[rep], a[rep])
+    np.testing.assert_array_equal(hi[rep], a[rep])
+    diag = (b == 0) & ~rep  # diagonal: the sorted diagonal, exactly
+    np.testing.assert_array_equal(lo[diag], np.minimum(a, d)[diag])
+    np.testing.assert_array_equal(hi[diag], np.maximum(a, d)[diag])
+
+
+def test_curvature_map_quadratics_against_eigh():
+    # f = x^T A x / 2 has Hessian A everywhere; A passed as an arg (one compile for all A)
+    f = lambda x, A: 0.5 * x @ A @ x
+    a, d, b = _sym2_cases(np.random.default_rng(1))
+    for i in [0, 1, 2, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74]:
+        A = np.array([[a[i], b[i]], [b[i], d[i]]], np.float32)
+        m = curvature_map(f, ([-1.0, -2.0], [1.0, 2.0]), (3, 2), jnp.asarray(A))
+        ev = np.linalg.eigvalsh(A.astype(np.float64))
+        tol = 1e-5 * max(1.0, float(np.max(np.abs(A))))
+        np.testing.assert_allclose(m.min_eig, np.full((2, 3), ev[0]), rtol=0, atol=tol)
+        np.testing.assert_allclose(m.max_eig, np.full((2, 3), ev[1]), rtol=0, atol=tol)
+        thr = 1e-6 * max(1.0, float(np.max(np.abs(ev))))
+        want = 0 if ev[0] > thr else 1 if ev[1] < -thr else 2 if ev[0] < -thr < thr < ev[1] else 3
+        np.testing.assert_array_equal(m.kind_codes, np.full((2, 3), want, np.int32))
+        assert m.kind_codes.dtype == np.int32 and m.min_eig.dtype == np.float32
+
+
+def test_curvature_map_custom_vjp_and_forward_only_loops():
+    def _g(x):
+        return jnp.sin(x[0]) * x[1] ** 2 + jnp.exp(0.3 * x[0] * x[1])
+
+    @jax.custom_vjp  # reverse mode only: the map falls back to jax.hessian
+    def g_vjp(x):
+        return _g(x)
+
+    g_vjp.defvjp(lambda x: (_g(x), x), lambda x, c: (c * jax.grad(_g)(x),))
+
+    def g_loop(x):  # fori_loop with a traced bound: forward mode only
+        return jax.lax.fori_loop(0, jnp.int32(2), lambda i, s: s + 0.5 * _g(x), 0.0)
+
+    box = ([-1.0, -0.5], [1.0, 1.5])
+    hess = jax.jit(jax.hessian(_g))
+    for g in (g_vjp, g_loop):
+        m = curvature_map(g, box, (3, 2))
+        for i, j in [(0, 0), (1, 2), (0, 1)]:  # serial oracle: dense float64 eigh
+            h = np.asarray(hess(jnp.array([m.xs[j], m.ys[i]])), np.float64)
+            ev = np.linalg.eigvalsh(0.5 * (h + h.T))
+            np.testing.assert_allclose([m.min_eig[i, j], m.max_eig[i, j]], ev, atol=1e-5)
+
+
 def _mlp_loss(p, x, y):
     h = jnp.tanh(x @ p["w1"] + p["b1"])
     return jnp.mean((h @ p["w2"] - y) ** 2)

@@ -94,27 +94,69 @@ def _resolution_pair(resolution: Any) -> tuple[int, int]:
     return n, n
 
 
+def _sym2_eigvals(a: jax.Array, d: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Closed-form eigenvalues ``(lo, hi)`` of the symmetric 2x2 matrix ``[[a, b], [b, d]]``.
+
+    ``(a + d)/2 -+ hypot((a - d)/2, b)``: elementwise, no batched ``eigvalsh`` call (which XLA
+    runs slowly on CPU for many tiny matrices). ``hypot`` avoids overflow/underflow in the
+    radius; equal eigenvalues (``a == d``, ``b == 0``) give ``lo == hi`` exactly.
+    """
+    mid = 0.5 * (a + d)
+    rad = jnp.hypot(0.5 * (a - d), b)
+    return mid - rad, mid + rad
+
+
+def _map_kind_codes(lo: jax.Array, hi: jax.Array, eig_tol: jax.Array) -> jax.Array:
+    """int32 :data:`MAP_KIND_NAMES` codes from the smallest/largest eigenvalue."""
+    thr = eig_tol * jnp.maximum(1.0, jnp.maximum(jnp.abs(lo), jnp.abs(hi)))
+    code = jnp.where(
+        lo > thr, 0, jnp.where(hi < -thr, 1, jnp.where((lo < -thr) & (hi > thr), 2, 3))
+    )
+    return code.astype(jnp.int32)
+
+
+def _hessian_2d(g: Callable[[jax.Array], jax.Array], p: jax.Array):
+    """Entries ``(a, d, b)`` of the symmetrised Hessian of ``g`` at ``p: [2]``.
+
+    Forward-over-forward (nested ``jvp`` along the unit vectors): under ``vmap`` over the
+    grid this lowers to a few elementwise XLA fusions with no ``[points, 2, 2]``
+    intermediates (``jax.hessian``'s reverse pass materialises padded cotangent arrays), and
+    it also works for ``f`` with loops that only support forward mode. A ``jax.custom_vjp``
+    inside ``f`` has no forward mode: then (at trace time, once per compile) it falls back
+    to ``jax.hessian`` (forward-over-reverse); a genuine error in ``f`` re-raises there.
+    """
+    e0 = jnp.array([1.0, 0.0], p.dtype)
+    e1 = jnp.array([0.0, 1.0], p.dtype)
+
+    def ddir(v):
+        return lambda z: jax.jvp(g, (z,), (v,))[1]
+
+    try:
+        d0, d1 = ddir(e0), ddir(e1)
+        h00 = jax.jvp(d0, (p,), (e0,))[1]
+        h01 = jax.jvp(d0, (p,), (e1,))[1]
+        h10 = jax.jvp(d1, (p,), (e0,))[1]
+        h11 = jax.jvp(d1, (p,), (e1,))[1]
+    except (TypeError, NotImplementedError):  # custom_vjp: no forward mode (the old path)
+        h = jax.hessian(g)(p)
+        h00, h01, h10, h11 = h[0, 0], h[0, 1], h[1, 0], h[1, 1]
+    return h00, h11, 0.5 * (h01 + h10)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _curvature_map(f, nx, ny, lower, upper, args, eig_tol):
     xs = lower[0] + (upper[0] - lower[0]) * jnp.arange(nx, dtype=lower.dtype) / (nx - 1)
     ys = lower[1] + (upper[1] - lower[1]) * jnp.arange(ny, dtype=lower.dtype) / (ny - 1)
-    gx, gy = jnp.meshgrid(xs, ys)  # [ny, nx], "xy" indexing
-    pts = jnp.stack([gx.ravel(), gy.ravel()], axis=1)
+    g = lambda z: f(z, *args)
 
-    def one(p):
-        h = jax.hessian(lambda z: f(z, *args))(p)
-        a, d, b = h[0, 0], h[1, 1], 0.5 * (h[0, 1] + h[1, 0])
-        mid = 0.5 * (a + d)
-        rad = jnp.hypot(0.5 * (a - d), b)  # closed-form 2x2 symmetric eigenvalues
-        lo, hi = mid - rad, mid + rad
-        thr = eig_tol * jnp.maximum(1.0, jnp.maximum(jnp.abs(lo), jnp.abs(hi)))
-        code = jnp.where(
-            lo > thr, 0, jnp.where(hi < -thr, 1, jnp.where((lo < -thr) & (hi > thr), 2, 3))
-        )
-        return lo, hi, code.astype(jnp.int32)
+    def one(x, y):
+        lo, hi = _sym2_eigvals(*_hessian_2d(g, jnp.stack([x, y])))
+        return lo, hi, _map_kind_codes(lo, hi, eig_tol)
 
-    lo, hi, code = jax.vmap(one)(pts)
-    return xs, ys, lo.reshape(ny, nx), hi.reshape(ny, nx), code.reshape(ny, nx)
+    # outer vmap over rows (ys), inner over columns (xs): [ny, nx] without a meshgrid or
+    # a [ny * nx, 2] point array in memory
+    lo, hi, code = jax.vmap(jax.vmap(one, in_axes=(0, None)), in_axes=(None, 0))(xs, ys)
+    return xs, ys, lo, hi, code
 
 
 def curvature_map(
@@ -127,8 +169,10 @@ def curvature_map(
     """Smallest/largest Hessian eigenvalue and curvature kind on a grid over a 2-D box.
 
     One jitted, vmapped program over all grid points (cached per ``f`` and resolution;
-    the box is passed as data). The 2x2 eigenvalues use the closed form
-    ``(a + d)/2 +- hypot((a - d)/2, b)``. Runs in jax's default float dtype.
+    the box is passed as data). The Hessian entries come from nested forward-mode ``jvp``
+    along the two axes (``jax.hessian`` as a fallback for ``custom_vjp`` functions), and
+    the 2x2 eigenvalues from the closed form ``(a + d)/2 +- hypot((a - d)/2, b)`` with
+    ``b`` the symmetrised off-diagonal entry. Runs in jax's default float dtype.
 
     Args:
       f: scalar function ``f(x, *args)`` of ``x: [2]`` (e.g. ``landscapes.get(...).fn``).
@@ -150,9 +194,11 @@ def curvature_map(
     lower, upper = check_bounds(bounds, dim=2)
     nx, ny = _resolution_pair(resolution)
     check_positive("eig_tol", eig_tol, allow_zero=True)
-    dtype = jnp.zeros(()).dtype
+    # jax's default float dtype (float64 under enable_x64); numpy bounds go straight into the
+    # jitted call (no eager jnp dispatch per call)
+    dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
     out = _curvature_map(
-        f, nx, ny, jnp.asarray(lower, dtype), jnp.asarray(upper, dtype), tuple(args), eig_tol
+        f, nx, ny, np.asarray(lower, dtype), np.asarray(upper, dtype), tuple(args), eig_tol
     )
     return CurvatureMap(*(np.asarray(o) for o in jax.device_get(out)))
 
