@@ -33,6 +33,7 @@ DEFAULT_SEEDS = 1024
 DEFAULT_STEPS = 500
 DEFAULT_RADIUS = 1.0
 DEFAULT_INIT_SCALE = 1e-3
+DEFAULT_TARGET = 1e-3  # hit when f <= f_min + target (landscapes without a saddle)
 QUICK_SEEDS = 64
 QUICK_STEPS = DEFAULT_STEPS  # steps cost little next to compiling
 
@@ -83,8 +84,8 @@ def _positive_float(text: str) -> float:
 
 
 def _float_list(text: str) -> list[float]:
-    values = [t for t in text.split(",") if t.strip()]
-    if not values:
+    values = text.split(",")
+    if not text.strip() or any(not t.strip() for t in values):
         raise argparse.ArgumentTypeError(
             f"expected a comma-separated list of numbers, got {text!r}"
         )
@@ -115,6 +116,17 @@ def _load_landscape(name: str, dim: int | None):
     from jaxopt_lab import landscapes
 
     return landscapes.get(name, dim=dim) if dim is not None else landscapes.get(name)
+
+
+def _load_for_point(name: str, dim: int | None, coords: Sequence[float]):
+    """The landscape for a point: without --dim, a variable-dimension landscape (rastrigin,
+    ...) takes its dimension from the number of coordinates given."""
+    if dim is None:
+        try:
+            return _load_landscape(name, len(coords))
+        except (ValueError, TypeError):
+            pass  # fixed dimension (or unknown name): the plain load says what is wrong
+    return _load_landscape(name, dim)
 
 
 def _point(landscape, coords: Sequence[float]):
@@ -198,12 +210,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 _MAX_RECORDED_FLOATS = 25_000_000
 
 
-def _saddle_center(land) -> Any:
+def _saddle_center(land, kinds: Sequence[str] = ("saddle", "maximum")) -> Any:
     """The first catalogued saddle (else the first maximum, the 1-D analogue), or None."""
     import numpy as np
 
     cps = tuple(getattr(land, "critical_points", ()) or ())
-    for kind in ("saddle", "maximum"):
+    for kind in kinds:
         for cp in cps:
             if cp.kind == kind:
                 return np.asarray(cp.x, dtype=np.float32).reshape(-1) + np.float32(0.0)  # no -0
@@ -222,6 +234,15 @@ def _ball_starts(center: Any, scale: float, n: int, seed: int) -> Any:
     return (center[None, :] + rho * z).astype(np.float32)
 
 
+def _box_starts(lower: Any, upper: Any, n: int, seed: int) -> Any:
+    """``n`` starts uniform in the box ``[lower, upper]`` ([n, d])."""
+    import numpy as np
+
+    lower, upper = (np.asarray(b, dtype=np.float64).reshape(-1) for b in (lower, upper))
+    rng = np.random.default_rng([seed, 0xB0C5])
+    return (lower + (upper - lower) * rng.uniform(size=(n, lower.shape[0]))).astype(np.float32)
+
+
 def _summarize(records: list[dict]) -> list[dict]:
     """Per (optimizer, learning_rate) rows via compare.stats.summarize."""
     from jaxopt_lab.compare import stats
@@ -229,17 +250,17 @@ def _summarize(records: list[dict]) -> list[dict]:
     return list(stats.summarize(records))
 
 
-def _summary_rows(summary: list[dict]) -> list[list[str]]:
-    """Table rows from ``compare.stats.summarize`` output (escape metrics)."""
+def _summary_rows(summary: list[dict], event: str = "escape") -> list[list[str]]:
+    """Table rows from ``compare.stats.summarize`` output (``escape`` or ``hit`` metrics)."""
     rows = []
     for r in summary:
         rows.append([
             str(r["optimizer"]),
             _fmt_num(r.get("learning_rate", float("nan"))),
-            _fmt_num(r["escape_median"]),
-            f"[{_fmt_num(r['escape_q25'])}, {_fmt_num(r['escape_q75'])}]",
-            f"{float(r['escape_rate']):.3f}",
-            f"[{float(r['escape_rate_lo']):.3f}, {float(r['escape_rate_hi']):.3f}]",
+            _fmt_num(r[f"{event}_median"]),
+            f"[{_fmt_num(r[f'{event}_q25'])}, {_fmt_num(r[f'{event}_q75'])}]",
+            f"{float(r[f'{event}_rate']):.3f}",
+            f"[{float(r[f'{event}_rate_lo']):.3f}, {float(r[f'{event}_rate_hi']):.3f}]",
             str(r["n"]),
         ])
     return rows
@@ -263,25 +284,33 @@ def _jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
-def _compare_figures(land, results, records, lrs, args, center, out_dir, steps) -> list[str]:
+def _compare_figures(land, results, records, lrs, args, center, out_dir, steps,
+                     target=None) -> list[str]:
     import numpy as np
 
     from jaxopt_lab import plot
 
     written = []
-    path = os.path.join(out_dir, "escape_ecdf.png")
-    plot.escape_ecdf(records, horizon=steps,
-                     title=f"{land.name}: escape step ECDF (radius {args.radius:g}, "
-                     f"{steps} steps)", path=path)
+    if center is None:  # minimum mode: steps to reach f_min + target from uniform starts
+        column, what = "hit_step", "hit"
+        ecdf_title = f"{land.name}: steps to reach f_min + {target:g} ({steps} steps)"
+        violin_title = f"{land.name}: hit steps of the runs that reached f_min + {target:g}"
+        heat_title = f"{land.name}: success rate (f <= f_min + {target:g})"
+    else:
+        column, what = "escape_step", "escape"
+        ecdf_title = f"{land.name}: escape step ECDF (radius {args.radius:g}, {steps} steps)"
+        violin_title = f"{land.name}: escape steps of the runs that escaped"
+        heat_title = f"{land.name}: escape success rate"
+    path = os.path.join(out_dir, f"{what}_ecdf.png")
+    plot.escape_ecdf(records, column=column, horizon=steps, title=ecdf_title, path=path)
     written.append(path)
-    path = os.path.join(out_dir, "escape_violin.png")
-    plot.escape_violin(records, title=f"{land.name}: escape steps of the runs that escaped",
-                       path=path)
+    path = os.path.join(out_dir, f"{what}_violin.png")
+    plot.escape_violin(records, column=column, title=violin_title, path=path)
     written.append(path)
     if len(lrs) > 1:
         path = os.path.join(out_dir, "success_heatmap.png")
-        plot.success_heatmap(records, param="learning_rate",
-                             title=f"{land.name}: escape success rate", path=path)
+        plot.success_heatmap(records, column=column, param="learning_rate", title=heat_title,
+                             path=path)
         written.append(path)
     trajs = getattr(results, "trajectories", None) or {}
     if land.dim in (1, 2) and trajs and args.trajectories > 0:
@@ -290,11 +319,12 @@ def _compare_figures(land, results, records, lrs, args, center, out_dir, steps) 
             name = "contour.png" if len(lrs) == 1 else f"contour-lr{lr:g}.png"
             path = os.path.join(out_dir, name)
             lower, upper = (np.asarray(b, dtype=float) for b in land.bounds)
-            reach = max(args.radius * 1.6, 4 * args.init_scale)
-            lower = np.maximum(lower, center - reach)
-            upper = np.minimum(upper, center + reach)
+            if center is not None:
+                reach = max(args.radius * 1.6, 4 * args.init_scale)
+                lower = np.maximum(lower, center - reach)
+                upper = np.minimum(upper, center + reach)
             plot.contour(land, sel, bounds=(lower, upper), max_per_optimizer=args.trajectories,
-                         escape=(center, args.radius),
+                         escape=None if center is None else (center, args.radius),
                          title=f"{land.name}: {args.trajectories} trajectories per optimizer "
                          f"(lr {lr:g})", path=path)
             written.append(path)
@@ -328,21 +358,44 @@ def cmd_compare(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(optreg.canonical(n) for n in requested))
     lrs = sorted(set(args.lr if args.lr is not None else [DEFAULT_LR]))
 
-    land = _load_landscape(args.landscape, args.dim)
     if args.center is not None:
+        land = _load_for_point(args.landscape, args.dim, args.center)
         center = _point(land, args.center)
     else:
+        land = _load_landscape(args.landscape, args.dim)
         center = _saddle_center(land)
-        if center is None:
+    f_min = getattr(land, "f_min", None)
+    f_min = None if f_min is None or not math.isfinite(float(f_min)) else float(f_min)
+    target = args.target
+    if center is None and f_min is None:
+        # e.g. the monkey saddle x^3 - 3xy^2: its critical point is degenerate, not a minimum
+        center = _saddle_center(land, ("degenerate",))
+    if center is None:
+        # Nothing to escape from: measure how fast each optimizer reaches the global minimum
+        # (f <= f_min + target) from starts uniform in the landscape's bounds.
+        if f_min is None:
             raise CLIError(
-                f"landscape {land.name!r} has no catalogued saddle or maximum; pass --center "
-                f"with {land.dim} coordinates"
+                f"landscape {land.name!r} has no catalogued saddle or maximum and no known "
+                f"f_min; pass --center with {land.dim} coordinates"
             )
-    starts = _ball_starts(center, args.init_scale, seeds, args.seed)
+        target = DEFAULT_TARGET if target is None else target
+        starts = _box_starts(*land.bounds, seeds, args.seed)
+    else:
+        starts = _ball_starts(center, args.init_scale, seeds, args.seed)
     out_dir = args.out
     if out_dir is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out_dir = os.path.join("runs", f"compare-{land.name}-{stamp}")
+        # Named by the sweep's settings, not the time: re-running the same command after an
+        # interruption resumes from the finished chunks (the run store checks the config).
+        from jaxopt_lab import __version__
+        from jaxopt_lab.compare.store import config_hash
+
+        ident = config_hash({
+            "version": __version__, "landscape": land.name, "dim": land.dim,
+            "optimizers": names, "learning_rates": lrs, "seeds": seeds, "steps": steps,
+            "radius": args.radius, "init_scale": args.init_scale, "target": target,
+            "center": None if center is None else center.tolist(), "seed": args.seed,
+        })[:12]
+        out_dir = os.path.join("runs", f"compare-{land.name}-{ident}")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise CLIError(f"--out must be a directory, {out_dir!r} is a file")
 
@@ -355,12 +408,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     n_rec = steps // record_every + 1
     big = len(names) * len(lrs) * seeds * n_rec * land.dim > _MAX_RECORDED_FLOATS
     want_traj = land.dim in (1, 2) and args.trajectories > 0 and not args.no_figures
-    print(f"compare: {land.name} (dim={land.dim}), optimizers {','.join(names)}, "
-          f"lr {','.join(f'{v:g}' for v in lrs)}, {seeds} seeds x {steps} steps; starts "
-          f"uniform within {args.init_scale:g} of {_vec(center, 4)}, escape radius "
-          f"{args.radius:g}", flush=True)
-    kwargs = dict(num_seeds=seeds, steps=steps, key=jax.random.key(args.seed), init=starts,
-                  escape_center=center, escape_radius=float(args.radius))
+    head = (f"compare: {land.name} (dim={land.dim}), optimizers {','.join(names)}, "
+            f"lr {','.join(f'{v:g}' for v in lrs)}, {seeds} seeds x {steps} steps; ")
+    kwargs = dict(num_seeds=seeds, steps=steps, key=jax.random.key(args.seed), init=starts)
+    if center is None:
+        print(head + f"no saddle catalogued: starts uniform in the bounds, success = "
+              f"f <= f_min + {target:g} (f_min {f_min:.6g})", flush=True)
+    else:
+        print(head + f"starts uniform within {args.init_scale:g} of {_vec(center, 4)}, "
+              f"escape radius {args.radius:g}", flush=True)
+        kwargs.update(escape_center=center, escape_radius=float(args.radius))
+    if target is not None:
+        kwargs["target"] = float(target)
     os.makedirs(out_dir, exist_ok=True)
     results = compare.run(land, specs, **kwargs, out_dir=out_dir,
                           record_every=record_every if want_traj and not big else None,
@@ -383,17 +442,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     meta["cli"] = {"argv": sys.argv[1:], "landscape": land.name, "optimizers": names,
                    "learning_rates": lrs, "seeds": seeds, "steps": steps,
                    "radius": args.radius, "init_scale": args.init_scale,
-                   "center": center.tolist(), "seed": args.seed}
+                   "center": None if center is None else center.tolist(),
+                   "mode": "escape" if center is not None else "hit", "target": target,
+                   "seed": args.seed}
     summary = _summarize(records)
     meta["summary"] = summary
     tmp = f"{meta_path}.tmp.{os.getpid()}"
     with open(tmp, "w") as fh:
         json.dump(_jsonable(meta), fh, indent=2)
     os.replace(tmp, meta_path)
-    header = ["optimizer", "lr", "median escape", "IQR", "success", "95% CI (Wilson)", "n"]
-    print(_table(_summary_rows(summary), header))
+    event = "escape" if center is not None else "hit"
+    header = ["optimizer", "lr", f"median {event} step", "IQR", "success", "95% CI (Wilson)",
+              "n"]
+    print(_table(_summary_rows(summary, event), header))
     figures = [] if args.no_figures else _compare_figures(
-        land, traj_results, records, lrs, args, np.asarray(center, float), out_dir, steps)
+        land, traj_results, records, lrs, args,
+        None if center is None else np.asarray(center, float), out_dir, steps, target)
     cs, rs = meta.get("compile_seconds"), meta.get("run_seconds")
     if cs is not None and rs is not None:
         print(f"compile {float(cs):.1f} s, run {float(rs):.1f} s")
@@ -409,7 +473,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     """Classify a point of a landscape by its gradient and Hessian eigenvalues."""
     from jaxopt_lab import curvature
 
-    land = _load_landscape(args.landscape, args.dim)
+    land = _load_for_point(args.landscape, args.dim, args.x)
     x = _point(land, args.x)
     kwargs = {}
     if args.grad_tol is not None:
@@ -437,18 +501,24 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
 
     from jaxopt_lab import curvature
 
-    land = _load_landscape(args.landscape, args.dim)
+    land = _load_for_point(args.landscape, args.dim, args.x)
     x = _point(land, args.x)
     key = jax.random.key(args.seed)
-    if land.dim == 1:
-        which, k = "LA", 1
+    k = args.k if args.k is not None else max(1, min(3, land.dim // 2))
+    if 2 * k > land.dim:  # the two ends overlap: report the whole spectrum, ascending
+        which, k = "LA", land.dim
     else:
-        which, k = "both", args.k if args.k is not None else min(3, land.dim // 2)
+        which = "both"
     res = curvature.eigsh(land.fn, x, k=k, which=which, key=key)
     ev = np.asarray(res.eigenvalues, dtype=float)
     rs = np.asarray(res.residuals, dtype=float)
     conv = np.asarray(getattr(res, "converged", np.ones_like(ev, dtype=bool)))
-    ends = ["bottom"] * k + ["top"] * k if which == "both" else ["top"] * k
+    if which == "both":
+        ends = ["bottom"] * k + ["top"] * k
+    else:
+        order = np.argsort(ev)
+        ev, rs, conv = ev[order], rs[order], conv[order]
+        ends = ["all"] * k
     print(f"landscape: {land.name} (dim={land.dim})  x = {_vec(x)}")
     rows = [[e, f"{v:.6g}", f"{r:.2e}", "yes" if c else "no"]
             for e, v, r, c in zip(ends, ev, rs, conv, strict=True)]
@@ -520,6 +590,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = os.path.join("runs", f"{args.name}-{stamp}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out must be a directory, {out!r} is a file")
     t0 = time.perf_counter()
     result = module.run(config, out_dir=out)
     print(f"experiment: {args.name} ({'quick' if args.quick else 'full'}), "
@@ -555,9 +627,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run every optimizer (x every learning rate) from num-seeds starts within "
             "--init-scale of the landscape's saddle (or --center) and measure the escape step "
-            "(first step with ||x - center|| > --radius). Prints median/IQR escape step and "
-            "success rate with a Wilson 95% interval; writes records.csv, meta.json and "
-            "figures to the run directory."
+            "(first step with ||x - center|| > --radius). On a landscape with no catalogued "
+            "saddle (e.g. rosenbrock) and no --center, starts are uniform in its bounds and "
+            "the hit step (first step with f <= f_min + --target) is measured instead. Prints "
+            "median/IQR step and success rate with a Wilson 95% interval; writes records.csv, "
+            "meta.json and figures to the run directory."
         ),
     )
     s.add_argument("--landscape", default=DEFAULT_LANDSCAPE,
@@ -580,11 +654,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"starts are uniform in a ball of this radius around the center "
                    f"(default {DEFAULT_INIT_SCALE:g}; 0 = start exactly at the center)")
     s.add_argument("--center", type=_finite_float, nargs="+", default=None, metavar="C",
-                   help="escape center (default: the landscape's first catalogued saddle)")
+                   help="escape center (default: the landscape's first catalogued saddle; "
+                   "without one, starts are uniform in the bounds and success means reaching "
+                   "f_min + --target)")
+    s.add_argument("--target", type=_positive_float, default=None,
+                   help=f"hit when f <= f_min + TARGET (default {DEFAULT_TARGET:g}); the table "
+                   "reports hit steps on landscapes without a saddle")
     s.add_argument("--trajectories", type=_int, default=4,
                    help="trajectories per optimizer drawn on the contour figure (default 4)")
     s.add_argument("--out", default=None,
-                   help="run directory (default runs/compare-<landscape>-<timestamp>)")
+                   help="run directory (default runs/compare-<landscape>-<settings hash>, so "
+                   "re-running the same command resumes an interrupted sweep)")
     s.add_argument("--quick", action="store_true",
                    help=f"smoke run for CI: {QUICK_SEEDS} seeds instead of {DEFAULT_SEEDS}")
     s.add_argument("--seed", type=_int, default=0, help="master PRNG seed (default 0)")
@@ -606,7 +686,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("x", type=_finite_float, nargs="+", metavar="X", help="point coordinates")
     s.add_argument("--dim", type=_positive_int, default=None, help="landscape dimension")
     s.add_argument("--k", type=_positive_int, default=None,
-                   help="eigenvalues per end (default min(3, dim // 2))")
+                   help="eigenvalues per end (default min(3, dim // 2)); when 2k exceeds "
+                   "the dimension the whole spectrum is reported")
     s.add_argument("--density", default=None, metavar="PNG",
                    help="also estimate the spectral density (SLQ) and save its plot here")
     s.add_argument("--probes", type=_positive_int, default=8,
@@ -648,6 +729,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # unwritable run directory, disk full, ...: one line, no traceback
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except (ImportError, AttributeError) as exc:  # a library piece missing from this install
         print(f"{PROG}: error: a required component is unavailable: {_one_line(exc)}",
               file=sys.stderr)

@@ -128,6 +128,65 @@ def test_compare_from_exact_saddle_only_pgd_escapes(tmp_path, capsys):
     assert "never" in out
 
 
+def test_compare_without_saddle_measures_hit_steps(tmp_path, capsys):
+    # rosenbrock has no saddle: uniform starts in the bounds, success = f <= f_min + target
+    seeds, steps, lr, target = 8, 60, 1e-4, 5.0
+    code, out, err = _run(
+        capsys, "compare", "--landscape", "rosenbrock", "--optimizers", "sgd", "--lr", str(lr),
+        "--seeds", str(seeds), "--steps", str(steps), "--target", str(target), "--seed", "1",
+        "--no-figures", "--out", str(tmp_path / "r"),
+    )
+    assert code == 0, err
+    assert "median hit step" in out and "f_min + 5" in out
+    with open(tmp_path / "r" / "records.csv", newline="") as fh:
+        got = np.array([float(r["hit_step"]) for r in csv.DictReader(fh)])
+    # oracle: serial float64 gradient descent on (1 - x)^2 + 100 (y - x^2)^2
+    x = cli._box_starts([-2.048, -2.048], [2.048, 2.048], seeds, 1).astype(np.float64)
+    assert np.all(np.abs(x) <= 2.048)
+    want = np.full(seeds, math.inf)
+    for t in range(steps + 1):
+        f = (1 - x[:, 0]) ** 2 + 100 * (x[:, 1] - x[:, 0] ** 2) ** 2
+        want[(f <= target) & np.isinf(want)] = t
+        r = x[:, 1] - x[:, 0] ** 2
+        x = x - lr * np.stack([-2 * (1 - x[:, 0]) - 400 * x[:, 0] * r, 200 * r], axis=1)
+    assert np.any(np.isfinite(want)) and np.any(np.isinf(want))
+    assert np.array_equal(np.isinf(got), np.isinf(want))
+    np.testing.assert_allclose(got[np.isfinite(got)], want[np.isfinite(want)], atol=1.0)
+
+
+def test_compare_default_run_directory_resumes_the_same_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ("compare", "--landscape", "rosenbrock", "--optimizers", "sgd", "--lr", "1e-4",
+            "--seeds", "8", "--steps", "60", "--target", "5", "--seed", "1", "--no-figures")
+    code, out1, err = _run(capsys, *argv)
+    assert code == 0, err
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("compare-rosenbrock-")
+    records = (runs[0] / "records.csv").read_text()
+    code, out2, err = _run(capsys, *argv)  # same command: same directory, chunks reused
+    assert code == 0, err
+    assert list((tmp_path / "runs").iterdir()) == runs
+    assert json.loads((runs[0] / "meta.json").read_text())["resumed_chunks"] >= 1
+    assert (runs[0] / "records.csv").read_text() == records
+    code, _, err = _run(capsys, *argv, "--seed", "2")  # other settings: a new directory
+    assert code == 0, err
+    assert len(list((tmp_path / "runs").iterdir())) == 2
+
+
+def test_output_path_errors_are_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    # an existing file as the run directory: refused before the experiment runs
+    code, out, err = _run(capsys, "run", "explosion", "--quick", "--out", str(blocker))
+    assert code == 2 and out == "" and "is a file" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    # a run directory below a file (OSError from the filesystem): one line, status 1
+    code, out, err = _run(capsys, "curvature-map", "saddle_xy", "--resolution", "4",
+                          "--out", str(blocker / "sub" / "map.png"))
+    assert code == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("jaxopt-lab: error:")
+
+
 @pytest.mark.parametrize(
     "argv, fragment",
     [
@@ -139,6 +198,8 @@ def test_compare_from_exact_saddle_only_pgd_escapes(tmp_path, capsys):
         (["compare", "--landscape", "no_such_landscape"], "no_such_landscape"),
         (["compare", "--lr", "0"], "--lr"),
         (["compare", "--lr", "fast"], "--lr"),
+        (["compare", "--lr", "0.1,,0.2"], "--lr"),
+        (["compare", "--target", "-1"], "--target"),
         (["compare", "--center", "0"], "2 coordinates"),
         (["classify", "saddle_xy", "0"], "2 coordinates"),
         (["spectrum", "saddle_xy", "0", "zero"], "zero"),
@@ -190,6 +251,26 @@ def test_spectrum_eigenvalues_and_density(tmp_path, capsys):
     assert ev["top"] == pytest.approx(math.sqrt(4.01), rel=1e-4)
     assert all(float(r[2]) < 1e-3 for r in rows)  # residuals
     assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_spectrum_k_covering_the_dimension_reports_whole_spectrum(capsys):
+    # README example: 2k = 4 > dim = 2, so both eigenvalues are reported, ascending
+    code, out, err = _run(capsys, "spectrum", "rosenbrock", "1", "1", "--k", "2")
+    assert code == 0, err
+    got = [float(ln.split()[1]) for ln in out.splitlines() if ln.startswith("all ")]
+    want = np.linalg.eigvalsh(np.array([[802.0, -400.0], [-400.0, 200.0]]))  # closed form
+    np.testing.assert_allclose(got, want, rtol=1e-3)
+
+
+def test_classify_takes_the_dimension_from_the_point(capsys):
+    # rastrigin has a variable dimension: 3 coordinates mean dim=3 without --dim
+    code, out, err = _run(capsys, "classify", "rastrigin", "0", "0", "0")
+    assert code == 0, err
+    assert "dim=3" in out and "kind:        minimum" in out
+    ev = [float(v) for v in out.split("eigenvalues:")[1].strip(" []\n").split(",")]
+    np.testing.assert_allclose(ev, [2 + 40 * math.pi**2] * 3, rtol=1e-3)  # 2 + 10 (2 pi)^2
+    code, _, err = _run(capsys, "classify", "saddle_xy", "0", "0", "0")  # fixed dimension
+    assert code == 2 and "2 coordinates" in err
 
 
 def test_curvature_map_png(tmp_path, capsys):

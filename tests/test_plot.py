@@ -187,6 +187,20 @@ def test_escape_violin_counts_misses():
                       "adam (lr=0.1)\n0/5 missed"]
 
 
+def test_escape_violin_lines_share_their_body_colour():
+    from matplotlib.colors import to_rgba
+
+    ax = plot.escape_violin(_records()).axes[0]
+    bodies = [c for c in ax.collections if type(c).__name__ in ("PolyCollection",
+                                                                "FillBetweenPolyCollection")]
+    lines = [c for c in ax.collections if type(c).__name__ == "LineCollection"]
+    assert len(bodies) == 3 and len(lines) == 3 * 4  # medians, mins, maxes, bars per violin
+    for i, body in enumerate(bodies):
+        want = to_rgba(body.get_facecolor()[0], 1.0)
+        for line in lines[4 * i: 4 * i + 4]:
+            assert np.allclose(to_rgba(line.get_color()[0], 1.0), want)
+
+
 def test_success_heatmap_cells_equal_success_rates():
     recs = _records()
     fig = plot.success_heatmap(recs)

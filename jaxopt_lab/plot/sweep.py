@@ -233,6 +233,9 @@ def escape_violin(
             for body in parts["bodies"]:
                 body.set_facecolor(c)
                 body.set_alpha(0.6)
+            for name in ("cmedians", "cmins", "cmaxes", "cbars"):  # lines in the group colour
+                if name in parts:
+                    parts[name].set_color(c)
         elif hits.size:  # one distinct value: no density to draw, show the point + median
             ax.scatter(np.full(hits.size, i), hits, color=c, s=12)
             ax.hlines(np.median(hits), i - 0.3, i + 0.3, color=c, lw=2)
