@@ -298,3 +298,38 @@ def test_get_rejects_bad_input():
         landscapes.least_squares(np.ones(4), np.ones(4))
     with pytest.raises(ValueError, match="c"):
         landscapes.deep_linear_scalar(-1.0)
+
+
+def test_point_of_wrong_shape_raises_naming_x_before_compiling():
+    L = landscapes.get("saddle")
+    for bad in (jnp.zeros(3), jnp.zeros((4, 2)), jnp.zeros(())):
+        with pytest.raises(ValueError, match=r"x must .*shape \(2,\).*dim=2"):
+            L(bad)
+        with pytest.raises(ValueError, match="x must"):
+            L.fn(bad)
+        with pytest.raises(ValueError, match="x must"):
+            jax.jit(L.fn)(bad)  # raised while tracing, before XLA compiles anything
+    with pytest.raises(ValueError, match="x must"):
+        classify(landscapes.get("rosenbrock", dim=3).fn, jnp.zeros(2))
+    # right shapes still work, also under vmap
+    assert float(L(jnp.array([1.0, 2.0]))) == -3.0
+    np.testing.assert_array_equal(jax.vmap(L.fn)(jnp.ones((3, 2))), np.zeros(3))
+    assert L.fn.__name__ == "saddle"
+
+
+def test_catalog_points_classify_in_float32_with_default_tolerances():
+    """The float32 copy of a catalogued point keeps its kind with classify's defaults.
+
+    Rounding x to float32 leaves ||grad|| ~ eps ||H|| ||x|| (4e-5 at Rastrigin's minima near
+    |x| = 4, where ||H|| ~ 400): classify's rounding floor must absorb it, while the
+    points moved by 0.05 stay not_critical.
+    """
+    for name in ("rastrigin", "levy", "goldstein_price"):
+        L = landscapes.get(name)
+        xs = jnp.asarray(L.critical_array, jnp.float32)
+        got = classify_batch(L.fn, xs)
+        want = np.array([p.kind for p in L.critical_points])
+        bad = np.flatnonzero(got.kind != want)
+        assert bad.size == 0, (name, xs[bad], got.kind[bad], got.grad_norm[bad])
+        shifted = classify_batch(L.fn, xs + 0.05)
+        assert np.all(shifted.kind == "not_critical"), name

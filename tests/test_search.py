@@ -157,3 +157,28 @@ _B = (np.zeros(2), np.ones(2))
 def test_bad_input_raises_value_error_naming_argument(call, arg):
     with pytest.raises(ValueError, match=arg):
         call()
+
+
+@pytest.mark.parametrize(
+    "method", [search.random_restarts, search.simulated_annealing, search.genetic_algorithm]
+)
+def test_objective_checked_before_compiling(method):
+    with pytest.raises(TypeError, match="f must be a callable"):
+        method(3.0, _B, 0)
+    with pytest.raises(ValueError, match=r"f must return a scalar .*\(2,\).*\(2,\)"):
+        method(lambda x: x**2, _B, 0)
+
+
+def test_annealing_treats_nan_values_as_worst():
+    """NaN on half of the box (x0 > 0.5): the chain, started there or not, still finds the
+    minimum of sum((x - 0.25)^2) at (0.25, 0.25) in the valid half, never a NaN."""
+
+    def f(x):
+        return jnp.where(x[0] > 0.5, jnp.nan, jnp.sum((x - 0.25) ** 2))
+
+    res = _jit(
+        jax.vmap(lambda k: search.simulated_annealing(f, _B, k, num_chains=4, num_steps=200))
+    )(jax.random.split(jax.random.key(0), 4))
+    assert np.all(np.isfinite(res.best_value)) and np.all(np.isfinite(res.history))
+    assert np.all(np.asarray(res.best_value) < 5e-2)
+    assert np.all(np.asarray(res.best_x)[:, 0] <= 0.5)

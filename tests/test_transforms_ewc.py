@@ -224,3 +224,34 @@ def test_ewc_validation():
         fisher_diagonal(loss_fn, params, _batch(), kind="true")
     with pytest.raises(ValueError, match="log_prob_fn"):
         fisher_diagonal(None, params, _batch()[0], kind="exact")
+
+
+def test_ewc_rejects_non_finite_or_negative_tasks_and_mismatched_params():
+    p = {"w": jnp.ones(3), "b": jnp.zeros(2)}
+    good_f = jax.tree.map(jnp.ones_like, p)
+    nan_f = {"w": jnp.array([1.0, jnp.nan, 1.0]), "b": jnp.ones(2)}
+    with pytest.raises(ValueError, match="fisher must be finite"):
+        ewc(nan_f, p, 1.0)
+    with pytest.raises(ValueError, match="anchor must be finite"):
+        ewc(good_f, {"w": jnp.full(3, jnp.inf), "b": jnp.zeros(2)}, 1.0)
+    for mode in ("online", "separate"):
+        state = ewc(mode=mode).init(p)
+        with pytest.raises(ValueError, match="fisher must be non-negative"):
+            ewc_consolidate(state, jax.tree.map(lambda x: -x, good_f), p)
+        with pytest.raises(ValueError, match="fisher must be finite"):
+            ewc_consolidate(state, nan_f, p)
+        with pytest.raises(ValueError, match="fisher and anchor"):
+            ewc_consolidate(state, good_f, {"w": jnp.ones(3)})
+        opt = ewc(good_f, p, 1.0, mode=mode)
+        st = opt.init(p)
+        with pytest.raises(ValueError, match="params"):
+            opt.update(p, st, {"w": jnp.ones(3), "c": jnp.zeros(2)})
+        with pytest.raises(ValueError, match="params"):
+            opt.update(p, st, {"w": jnp.ones(4), "b": jnp.zeros(2)})
+        # the checks skip tracers: consolidation still works under jit, and is exact
+        st = jax.jit(ewc_consolidate)(st, good_f, jax.tree.map(lambda x: x + 1.0, p))
+        u, _ = jax.jit(opt.update)(jax.tree.map(jnp.zeros_like, p), st, p)
+        if mode == "online":  # F = 1 * 1 + 1 = 2 (decay 1), anchor = p + 1: 2 * (p - (p + 1))
+            np.testing.assert_allclose(u["w"], -2.0 * np.ones(3))
+        else:  # two tasks: 1 * (p - p) + 1 * (p - (p + 1))
+            np.testing.assert_allclose(u["w"], -1.0 * np.ones(3))

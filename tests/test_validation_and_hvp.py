@@ -70,3 +70,26 @@ def test_hvp_jits_and_vmaps():
     vs = jnp.eye(4)
     rows = jax.jit(jax.vmap(lambda e: hvp(f, x, e)))(vs)
     np.testing.assert_allclose(np.asarray(rows), np.diag(-np.sin(np.asarray(x))), atol=1e-6)
+
+
+def test_hvp_and_hessian_reject_bad_input_naming_the_argument():
+    calls = []
+
+    def f(p, c):
+        calls.append(1)
+        return c * jnp.sum(p["a"] ** 2)
+
+    x = {"a": jnp.ones(3)}
+    with pytest.raises(ValueError, match="v and x must have the same pytree structure"):
+        hvp(f, x, {"b": jnp.ones(3)}, 2.0)
+    with pytest.raises(ValueError, match="v and x must have the same leaf shapes"):
+        hvp(f, x, {"a": jnp.ones(4)}, 2.0)
+    with pytest.raises(ValueError, match="x must be finite"):
+        hvp(f, {"a": jnp.array([1.0, jnp.nan, 0.0])}, x, 2.0)
+    with pytest.raises(ValueError, match="x must be finite"):
+        hessian(f, {"a": jnp.array([1.0, jnp.inf, 0.0])}, 2.0)
+    assert not calls  # rejected before f was traced
+    # valid calls, eager and under jit (values of tracers are not checked)
+    np.testing.assert_allclose(hvp(f, x, x, 2.0)["a"], 4.0 * np.ones(3))
+    np.testing.assert_allclose(jax.jit(lambda p: hvp(f, p, p, 2.0))(x)["a"], 4.0 * np.ones(3))
+    np.testing.assert_allclose(hessian(f, x, 2.0), 4.0 * np.eye(3))

@@ -6,11 +6,18 @@ Kind codes (shared with :mod:`jaxopt_lab.curvature.maps`):
 
 Tolerances (used by :func:`classify`, :func:`classify_batch` and :func:`find_critical_points`):
 
-* ``grad_tol`` is ABSOLUTE: a point is critical when ``||grad f(x)||_2 <= grad_tol``.
-  Float32 gradients carry a rounding error of about ``1e-7`` times the magnitude of the
-  terms that cancel in them, so for functions with large values (Goldstein-Price reaches
-  1e6 on its domain) either loosen ``grad_tol`` or evaluate in float64
-  (``with jax.enable_x64(True):`` and a float64 ``x``).
+* ``grad_tol`` is ABSOLUTE, plus the unavoidable rounding floor of the dtype: a point is
+  critical when ``||grad f(x)||_2 <= grad_tol + 8 * eps * ||H||_2 * max(1, ||x||_2)``
+  (``eps`` = machine epsilon of ``x``'s dtype, ``||H||_2 = max_i |lambda_i|``). The floor is
+  the size of ``||H dx||`` for the rounding ``dx`` of an exact critical point to the dtype
+  (``|dx_i| <= eps |x_i| / 2``), with a safety factor for the rounding of the gradient
+  itself: without it the float32 copy of an exact critical point with strong curvature
+  (Rastrigin's minima at ``|x| ~ 4``: ``||H|| ~ 400``, ``||grad|| ~ 4e-5``) would be
+  "not_critical" for any ``grad_tol`` below its rounding noise. In float64 the floor is
+  negligible. Float32 gradients also carry a rounding error of about ``1e-7`` times the
+  magnitude of the terms that cancel in them, so for functions with large values
+  (Goldstein-Price reaches 1e6 on its domain) either loosen ``grad_tol`` or evaluate in
+  float64 (``with jax.enable_x64(True):`` and a float64 ``x``).
 * ``eig_tol`` is RELATIVE to the Hessian's scale with an absolute floor: an eigenvalue
   counts as nonzero when ``|lambda| > eig_tol * max(1, max_i |lambda_i|)``. For Hessians with
   spectral norm <= 1 it is an absolute threshold; above, it is relative, which makes the
@@ -90,15 +97,17 @@ class CriticalPoints(NamedTuple):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _kind_code(eigs, grad_norm, grad_tol, eig_tol):
+def _kind_code(eigs, grad_norm, grad_tol, eig_tol, x_norm=0.0):
     """Traceable kind code (see module docstring) from ascending eigenvalues."""
-    thr = eig_tol * jnp.maximum(1.0, jnp.max(jnp.abs(eigs)))
+    h_norm = jnp.max(jnp.abs(eigs))
+    thr = eig_tol * jnp.maximum(1.0, h_norm)
     pos = jnp.any(eigs > thr)
     neg = jnp.any(eigs < -thr)
     all_pos = jnp.all(eigs > thr)
     all_neg = jnp.all(eigs < -thr)
     code = jnp.where(all_pos, 0, jnp.where(all_neg, 1, jnp.where(pos & neg, 2, 3)))
-    code = jnp.where(grad_norm > grad_tol, 4, code)
+    floor = 8.0 * jnp.finfo(eigs.dtype).eps * h_norm * jnp.maximum(1.0, x_norm)
+    code = jnp.where(grad_norm > grad_tol + floor, 4, code)
     index = jnp.sum(eigs < -thr)
     return code, index
 
@@ -116,7 +125,7 @@ def _classify_one(f, x, args, grad_tol, eig_tol):
     hess = 0.5 * (hess + hess.T)
     eigs = jnp.linalg.eigvalsh(hess)
     gnorm = jnp.linalg.norm(grad)
-    code, index = _kind_code(eigs, gnorm, grad_tol, eig_tol)
+    code, index = _kind_code(eigs, gnorm, grad_tol, eig_tol, jnp.linalg.norm(flat))
     return code, eigs, gnorm, index
 
 
@@ -157,7 +166,8 @@ def classify(
 
     Uses the dense Hessian over the flattened ``x`` and ``eigh``, so it is meant for small
     problems (n up to a few thousand). Tolerances are described in the module docstring:
-    ``grad_tol`` is absolute on ``||grad||_2``; ``eig_tol`` is relative to
+    ``grad_tol`` is absolute on ``||grad||_2`` (plus the dtype's rounding floor
+    ``8 eps ||H|| max(1, ||x||)``); ``eig_tol`` is relative to
     ``max(1, max |eigenvalue|)``. Computation runs in the dtype of ``x``; the jitted program
     is cached per ``f`` (pass the same function object to avoid recompiles).
 

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from jaxopt_lab._validation import check_finite, check_same_structure
+
 PyTree = Any
 
 
@@ -28,6 +30,10 @@ def hvp(f: Callable[..., jax.Array], x: PyTree, v: PyTree, *args: Any) -> PyTree
     Returns:
       ``H v``, same structure as ``x``.
 
+    Raises:
+      ValueError: ``v`` does not match ``x`` (structure or leaf shapes), or a concrete
+        ``x`` holds NaN/Inf (values are not checked under ``jit``).
+
     Example:
       >>> import jax.numpy as jnp
       >>> hvp(lambda x: jnp.sum(x**3), jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0]))
@@ -36,6 +42,8 @@ def hvp(f: Callable[..., jax.Array], x: PyTree, v: PyTree, *args: Any) -> PyTree
     References:
       Pearlmutter, 1994. Fast exact multiplication by the Hessian.
     """
+    check_same_structure("v", v, "x", x)
+    check_finite("x", x)  # skipped for tracers (inside jit)
     grad_f = lambda p: jax.grad(f)(p, *args)
     return jax.jvp(grad_f, (x,), (v,))[1]
 
@@ -54,6 +62,7 @@ def hessian(f: Callable[..., jax.Array], x: PyTree, *args: Any) -> jax.Array:
     Returns:
       ``[n, n]`` symmetric array, ``n`` the total number of entries of ``x``.
     """
+    check_finite("x", x)
     flat, unravel = ravel_pytree(x)
     flat_f = lambda z: f(unravel(z), *args)
     eye = jnp.eye(flat.shape[0], dtype=flat.dtype)

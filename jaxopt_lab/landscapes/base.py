@@ -18,6 +18,29 @@ CATALOG_PATH = Path(__file__).with_name("catalogs.json")
 KINDS = ("minimum", "maximum", "saddle", "degenerate")
 
 
+def _shape_checked(fn: Callable[..., Any], dim: int, name: str) -> Callable[..., Any]:
+    """Wrap ``fn`` so that a point of the wrong shape raises ValueError naming ``x``.
+
+    The check reads only the static shape, so it runs at trace time (before anything is
+    compiled) and costs nothing inside ``jit``/``vmap``.
+    """
+    if getattr(fn, "_landscape_dim", None) == dim:
+        return fn
+
+    @functools.wraps(fn)
+    def checked(x, *args, **kwargs):
+        shape = np.shape(x)
+        if shape != (dim,):
+            raise ValueError(
+                f"x must be one point of shape ({dim},) for landscape {name!r} (dim={dim}), "
+                f"got shape {shape}; use jax.vmap for a batch"
+            )
+        return fn(x, *args, **kwargs)
+
+    checked._landscape_dim = dim
+    return checked
+
+
 def _frozen_array(a: Any, shape_tail: tuple[int, ...] | None = None) -> np.ndarray:
     arr = np.array(a, dtype=np.float64)
     if shape_tail is not None:
@@ -55,7 +78,8 @@ class Landscape:
 
     Attributes:
       name: registry name.
-      fn: pure jax function of ONE point ``x`` of shape (dim,); vmap it for batches.
+      fn: pure jax function of ONE point ``x`` of shape (dim,); vmap it for batches. A point
+        of another shape raises ValueError (checked at trace time, free under jit).
       dim: dimension d.
       bounds: ``(lower, upper)``, float64 arrays of shape (d,): the standard search domain.
       global_minima: ``[m, d]`` known global minimizers (``m = 0`` when ``f`` is unbounded
@@ -88,6 +112,7 @@ class Landscape:
         object.__setattr__(self, "global_minima", _frozen_array(self.global_minima, (self.dim,)))
         object.__setattr__(self, "f_min", float(self.f_min))
         object.__setattr__(self, "critical_points", tuple(self.critical_points))
+        object.__setattr__(self, "fn", _shape_checked(self.fn, int(self.dim), self.name))
 
     def __call__(self, x):
         """Evaluate ``fn(x)`` for one point ``x`` of shape (dim,)."""

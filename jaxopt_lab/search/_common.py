@@ -11,7 +11,7 @@ import numpy as np
 
 from jaxopt_lab._validation import check_int
 
-__all__ = ["SearchResult", "check_bounds", "cached_jit", "uniform_in_box"]
+__all__ = ["SearchResult", "check_bounds", "check_objective", "cached_jit", "uniform_in_box"]
 
 
 class SearchResult(NamedTuple):
@@ -63,6 +63,28 @@ def check_bounds(bounds: Any) -> tuple[np.ndarray, np.ndarray]:
             f"bounds must satisfy lower < upper elementwise; violated at indices {bad}"
         )
     return lower, upper
+
+
+def check_objective(f: Any, lower: Any) -> None:
+    """Raise unless ``f`` is callable and maps ONE point ``x: [d]`` to a scalar.
+
+    Only shapes are traced (``jax.eval_shape``): nothing is compiled or evaluated.
+    """
+    if not callable(f):
+        raise TypeError(f"f must be a callable f(x: [d]) -> scalar, got {f!r}")
+    d = int(np.shape(lower)[0])
+    out = jax.eval_shape(f, jax.ShapeDtypeStruct((d,), jnp.asarray(lower).dtype))
+    shape = getattr(out, "shape", None)
+    if shape != ():
+        raise ValueError(
+            f"f must return a scalar for one point x of shape ({d},) (vmap is done for you), "
+            f"got {'output shape ' + str(shape) if shape is not None else repr(out)}"
+        )
+
+
+def nan_to_inf(value: jax.Array) -> jax.Array:
+    """Treat a NaN objective value as the worst possible one (``+inf``)."""
+    return jnp.where(jnp.isnan(value), jnp.inf, value)
 
 
 def check_rate(name: str, value: Any) -> float:

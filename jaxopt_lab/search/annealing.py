@@ -14,7 +14,9 @@ from jaxopt_lab.search._common import (
     as_key,
     cached_jit,
     check_bounds,
+    check_objective,
     check_population,
+    nan_to_inf,
     uniform_in_box,
 )
 
@@ -44,7 +46,7 @@ def _chain(f, num_steps, schedule, step_size, anneal_step_size, lower, upper, ke
     """One Metropolis chain; returns (best_x, best_value, history [num_steps + 1])."""
     k0, kloop = jax.random.split(key)
     x = uniform_in_box(k0, lower, upper)
-    fx = f(x)
+    fx = nan_to_inf(f(x))  # a NaN value counts as the worst (+inf)
     width = upper - lower
     t_first = jnp.asarray(schedule(0), lower.dtype)
 
@@ -56,7 +58,7 @@ def _chain(f, num_steps, schedule, step_size, anneal_step_size, lower, upper, ke
         if anneal_step_size:
             scale = scale * jnp.sqrt(temp / t_first)
         y = jnp.clip(x + scale * jax.random.normal(kp, x.shape, x.dtype), lower, upper)
-        fy = f(y)
+        fy = nan_to_inf(f(y))
         delta = fy - fx
         # Metropolis: accept downhill always, uphill with probability exp(-delta / T).
         accept = (delta <= 0) | (jax.random.uniform(ka, (), x.dtype) < jnp.exp(-delta / temp))
@@ -129,7 +131,8 @@ def simulated_annealing(
     probability ``min(1, exp(-(f(y) - f(x)) / T_k))`` and remembers the best point
     seen. Chains run vmapped inside one ``jit`` (``lax.scan`` over steps); chain ``i``
     uses ``jax.random.split(key, num_chains)[i]`` and equals :func:`anneal_chain` on
-    that key.
+    that key. A NaN value of ``f`` counts as ``+inf`` (never accepted, never the best),
+    so a chain started where ``f`` is undefined moves out at its first finite proposal.
 
     Temperature ``T_k``: ``temperature`` may be a callable schedule ``k -> T`` (any
     optax schedule), a constant, or ``None`` for geometric cooling from
@@ -170,6 +173,7 @@ def simulated_annealing(
     check_population("num_chains", num_chains)
     spec = _schedule_spec(temperature, initial_temperature, final_temperature)
     static = (int(num_chains), int(num_steps), spec, float(step_size), bool(anneal_step_size))
+    check_objective(f, lower)
     return cached_jit(_run, f, static)(lower, upper, as_key(key))
 
 
@@ -199,4 +203,5 @@ def anneal_chain(
     )
     spec = _schedule_spec(temperature, initial_temperature, final_temperature)
     static = (int(num_steps), spec, float(step_size), bool(anneal_step_size))
+    check_objective(f, lower)
     return cached_jit(_single, f, static)(lower, upper, as_key(key))

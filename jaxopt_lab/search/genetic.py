@@ -14,6 +14,7 @@ from jaxopt_lab.search._common import (
     as_key,
     cached_jit,
     check_bounds,
+    check_objective,
     check_population,
     check_rate,
     uniform_in_box,
@@ -243,4 +244,5 @@ def genetic_algorithm(
         mutation_rate,
         spec,
     )
+    check_objective(f, lower)
     return cached_jit(_search, f, static)(jnp.asarray(lower), jnp.asarray(upper), as_key(key))

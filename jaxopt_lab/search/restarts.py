@@ -14,6 +14,7 @@ from jaxopt_lab.search._common import (
     as_key,
     cached_jit,
     check_bounds,
+    check_objective,
     check_population,
     uniform_in_box,
 )
@@ -133,6 +134,7 @@ def random_restarts(
     lower, upper, optimizer = _resolve(bounds, local_steps, optimizer)
     check_population("num_restarts", num_restarts)
     static = (int(num_restarts), int(local_steps), optimizer)
+    check_objective(f, lower)
     return cached_jit(_run, f, static)(lower, upper, as_key(key))
 
 
@@ -148,4 +150,5 @@ def local_search(
     :func:`random_restarts`); ``member_values`` has shape ``[1]``."""
     lower, upper, optimizer = _resolve(bounds, local_steps, optimizer)
     static = (int(local_steps), optimizer)
+    check_objective(f, lower)
     return cached_jit(_single, f, static)(lower, upper, as_key(key))

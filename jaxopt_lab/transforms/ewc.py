@@ -38,7 +38,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lab._validation import check_choice, check_int, check_positive, check_same_structure
+from jaxopt_lab._validation import (
+    check_choice,
+    check_finite,
+    check_int,
+    check_positive,
+    check_same_structure,
+)
 from jaxopt_lab.transforms.perturbed import _int_hparam
 
 __all__ = [
@@ -202,6 +208,26 @@ class EWCOnlineState(NamedTuple):
 _EWC_STATES = (EWCSeparateState, EWCOnlineState)
 
 
+def _check_task(fisher: Any, anchor: Any) -> None:
+    """Host-side checks of a task's ``(fisher, anchor)``: finite, Fisher non-negative.
+
+    Tracers (inside ``jit``) are skipped: their values are unknown at trace time.
+    """
+    check_finite("fisher", fisher)
+    check_finite("anchor", anchor)
+    for leaf in jax.tree.leaves(fisher):
+        if not isinstance(leaf, jax.core.Tracer) and np.any(np.asarray(leaf) < 0):
+            raise ValueError("fisher must be non-negative, got negative entries")
+
+
+def _check_params(params: Any, state: Any) -> None:
+    """Raise ValueError naming ``params`` unless it matches the EWC state's anchor."""
+    anchor = state.anchor
+    if isinstance(state, EWCSeparateState):
+        anchor = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), anchor)
+    check_same_structure("params", params, "the EWC anchor (fisher)", anchor)
+
+
 def _is_ewc_state(x: Any) -> bool:
     return isinstance(x, _EWC_STATES)
 
@@ -263,9 +289,7 @@ def ewc(
         raise ValueError("fisher and anchor must both be given or both be None")
     if fisher is not None:
         check_same_structure("fisher", fisher, "anchor", anchor)
-        for leaf in jax.tree.leaves(fisher):
-            if not isinstance(leaf, jax.core.Tracer) and np.any(np.asarray(leaf) < 0):
-                raise ValueError("fisher must be non-negative, got negative entries")
+        _check_task(fisher, anchor)
 
     def init_fn(params):
         if fisher is not None:
@@ -290,6 +314,7 @@ def ewc(
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError("ewc needs params in update(updates, state, params); got None")
+        _check_params(params, state)
         if isinstance(state, EWCOnlineState):
             pen = jax.tree.map(lambda f, p, a: f * (p - a), state.fisher, params, state.anchor)
         else:
@@ -308,6 +333,8 @@ def ewc(
 
 
 def _consolidate_one(state, fisher, anchor):
+    check_same_structure("fisher", fisher, "anchor", anchor)
+    _check_task(fisher, anchor)
     if isinstance(state, EWCOnlineState):
         check_same_structure("fisher", fisher, "state.fisher", state.fisher)
         check_same_structure("anchor", anchor, "state.anchor", state.anchor)

@@ -203,11 +203,30 @@ def _gem_project(g, G, margin, tol, max_iters):
         tol_vec = jnp.asarray(tol, dtype) * jnp.sqrt(jnp.diag(K)) * g_norm
         w, _ = _nnls_gram(K, q, tol_vec, max_iters)
         v = w + m
-        return jax.tree.map(
-            lambda gl, Gl: (gl + jnp.tensordot(v, Gl, axes=1, precision=_HI)).astype(gl.dtype),
-            g,
-            G,
+
+        def primal(v):
+            return jax.tree.map(
+                lambda gl, Gl: (gl + jnp.tensordot(v, Gl, axes=1, precision=_HI)).astype(gl.dtype),
+                g,
+                G,
+            )
+
+        # One step of iterative refinement in the primal: the active constraints
+        # (w > 0) must hold with equality, G_P g~ = 0. Recomputing G g~ from the rounded
+        # g~ and correcting v on P removes most of the rounding left by the dual solve
+        # (about 10x smaller violations in float32 for n = 1000); costs one G pass.
+        out = primal(v)
+        resid = sum(
+            jnp.matmul(Gl.reshape(Gl.shape[0], -1), ol.reshape(-1), precision=_HI)
+            for ol, Gl in zip(jax.tree.leaves(out), jax.tree.leaves(G), strict=True)
         )
+        active = w > 0
+        eye = jnp.eye(K.shape[0], dtype=dtype)
+        ridge = jnp.finfo(dtype).eps * jnp.max(jnp.diag(K))
+        M = jnp.where(active[:, None] & active[None, :], K, 0.0)
+        M = M + jnp.where(active, ridge, 1.0) * eye
+        delta = jnp.linalg.solve(M, jnp.where(active, -resid, 0.0))
+        return primal(v + jnp.where(active, delta, 0.0))
 
     return jax.lax.cond(violated, project, lambda _: g, None), violated
 
