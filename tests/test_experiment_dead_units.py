@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_lab import experiments
+from jaxopt_lab import experiments, health
 from jaxopt_lab.experiments import dead_units as du
 
 
@@ -46,7 +46,7 @@ def test_dataset_dead_fraction_oracle():
     # two layers: layer 1 has unit 0 dead on all examples; layer 2 none dead
     a1 = jnp.array([[0.0, 1.0], [0.0, 0.0]])
     a2 = jnp.array([[1.0, 0.0, 2.0], [0.5, 3.0, 0.0]])
-    assert float(du._dataset_dead_fraction((a1, a2))) == pytest.approx(1 / 5)
+    assert float(health.dead_fraction((a1, a2))[0]) == pytest.approx(1 / 5)
 
 
 def test_registered_and_bad_config():

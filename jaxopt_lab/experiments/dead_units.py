@@ -112,14 +112,6 @@ def _train(c: Config, activation: str, learning_rates: tuple[float, ...], train_
     return model, res
 
 
-@jax.jit
-def _dataset_dead_fraction(acts_per_layer):
-    """Fraction of units whose activation is zero on EVERY example (``acts [.., n, units]``)."""
-    dead = [jnp.all(a == 0, axis=-2) for a in acts_per_layer]  # [..., units] per layer
-    total = sum(d.shape[-1] for d in dead)
-    return sum(jnp.sum(d, axis=-1) for d in dead) / total
-
-
 def run(config: Config, out_dir: Any = None) -> dict[str, Any]:
     """Run the three variants and summarize; write a run directory if ``out_dir`` is given.
 
@@ -159,7 +151,8 @@ def run(config: Config, out_dir: Any = None) -> dict[str, Any]:
         _, acts = jax.vmap(lambda p, m=model: m.apply(p, train_set[0], return_activations=True))(
             params
         )
-        dataset_dead = np.asarray(_dataset_dead_fraction(acts))  # [S]
+        # dead on EVERY training example: the monitor's detector over the whole set, per seed
+        dataset_dead = np.asarray(jax.vmap(lambda a: health.dead_fraction(a)[0])(acts))  # [S]
         logits = jax.vmap(lambda p, m=model: m.apply(p, x_test))(params)
         acc = np.asarray(jnp.mean(jnp.argmax(logits, -1) == y_test, axis=-1))
         final = _common.tail_mean(losses, 20)
