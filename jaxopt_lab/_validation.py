@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -28,6 +29,66 @@ def check_int(name: str, value: Any, *, minimum: int | None = 1) -> int:
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def check_int_hparam(
+    name: str, value: Any, *, minimum: int | None = 0, allow_traced: bool = True
+) -> Any:
+    """``check_int`` for an integer hyperparameter of an optax transform.
+
+    ``optax.inject_hyperparams`` turns numeric arguments into arrays: concrete 0-d
+    integer arrays are accepted and returned as ``int``. Tracers (inside a jitted
+    ``update``) pass through unchecked, or raise TypeError when ``allow_traced`` is
+    False (the value sets an array shape and must be listed in ``static_args``).
+    """
+    if is_tracer(value):
+        if not allow_traced:
+            raise TypeError(
+                f"{name} sets an array shape and must be a concrete int, got a traced value; "
+                f"with optax.inject_hyperparams pass static_args=({name!r},)"
+            )
+        return value
+    if isinstance(value, jax.Array | np.ndarray) and np.ndim(value) == 0:
+        if not np.issubdtype(np.asarray(value).dtype, np.integer):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+        value = int(value)
+    return check_int(name, value, minimum=minimum)
+
+
+def as_key(name: str, key: Any) -> jax.Array:
+    """Return ``key`` as one typed PRNG key (``jax.random.key``), or raise naming ``name``.
+
+    Accepts a typed key of shape ``()``, a legacy raw ``uint32[2]`` key
+    (``jax.random.PRNGKey``), or an integer seed (a Python/numpy int, or a 0-d integer
+    array, which ``optax.inject_hyperparams`` makes of an int argument; traced values
+    are allowed). Nothing is compiled.
+
+    Raises:
+      TypeError: ``key`` is none of these (``None``, a string, a float, ...).
+      ValueError: a typed key array that is not a single key (shape ``!= ()``).
+    """
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array | np.ndarray):
+        dtype = key.dtype
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            if key.shape != ():
+                raise ValueError(
+                    f"{name} must be a single PRNG key, got a key array of shape {key.shape} "
+                    "(index or vmap over it)"
+                )
+            return key
+        if dtype == np.uint32 and key.shape == (2,):
+            return jax.random.wrap_key_data(jnp.asarray(key))
+        if key.shape == () and np.issubdtype(dtype, np.integer) and dtype != np.bool_:
+            return jax.random.key(key)
+    if isinstance(key, jax.Array | np.ndarray):
+        got = f"an array of shape {key.shape} and dtype {key.dtype}"
+    else:
+        got = f"{key!r} ({type(key).__name__})"
+    raise TypeError(
+        f"{name} must be a jax.random.key(seed), a raw uint32[2] key or an int seed, got {got}"
+    )
 
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> Any:

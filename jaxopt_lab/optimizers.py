@@ -25,6 +25,7 @@ __all__ = [
     "OPTIMIZERS",
     "OptimizerSpec",
     "PGD_DEFAULTS",
+    "PGD_KEY_SEED",
     "canonical",
     "get",
     "grid",
@@ -72,8 +73,19 @@ def _import_pgd():
     return perturbed_gd
 
 
+# Seed of the key perturbed GD draws its kicks from when the caller gives none. The sweep
+# engine folds each trajectory's seed into every typed PRNG key leaf of an optimizer
+# state, so seeds still get independent kicks.
+PGD_KEY_SEED = 0
+
+
 def _pgd(learning_rate: float, **options: Any):
-    return _import_pgd()(learning_rate, **{**PGD_DEFAULTS, **options})
+    options = {**PGD_DEFAULTS, **options}
+    if "key" not in options:
+        import jax
+
+        options["key"] = jax.random.key(PGD_KEY_SEED)
+    return _import_pgd()(learning_rate, **options)
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {

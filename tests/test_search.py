@@ -169,6 +169,26 @@ def test_objective_checked_before_compiling(method):
         method(lambda x: x**2, _B, 0)
 
 
+def _never_called(x):
+    raise AssertionError("f must not be traced when the key is bad")
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        search.random_restarts,
+        search.local_search,
+        search.simulated_annealing,
+        search.anneal_chain,
+        search.genetic_algorithm,
+    ],
+)
+@pytest.mark.parametrize("key", ["a", None, 0.5, jnp.zeros(3)])
+def test_bad_key_raises_type_error_naming_key_before_tracing_f(method, key):
+    with pytest.raises(TypeError, match="^key must be a jax.random.key"):
+        method(_never_called, _B, key)
+
+
 def test_annealing_treats_nan_values_as_worst():
     """NaN on half of the box (x0 > 0.5): the chain, started there or not, still finds the
     minimum of sum((x - 0.25)^2) at (0.25, 0.25) in the valid half, never a NaN."""

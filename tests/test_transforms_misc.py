@@ -109,13 +109,36 @@ def test_uniform_ball_sampling_is_in_the_ball_not_on_the_sphere():
 
 def test_pgd_validation():
     with pytest.raises(ValueError, match="radius"):
-        perturbed_gd(0.1, radius=-1.0, g_thres=0.1, t_thres=1)
+        perturbed_gd(0.1, radius=-1.0, g_thres=0.1, t_thres=1, key=0)
     with pytest.raises(ValueError, match="g_thres"):
-        perturbed_gd(0.1, radius=1.0, g_thres=-0.1, t_thres=1)
+        perturbed_gd(0.1, radius=1.0, g_thres=-0.1, t_thres=1, key=0)
     with pytest.raises(TypeError, match="t_thres"):
-        perturbed_gd(0.1, radius=1.0, g_thres=0.1, t_thres=1.5)
+        perturbed_gd(0.1, radius=1.0, g_thres=0.1, t_thres=1.5, key=0)
     with pytest.raises(ValueError, match="learning_rate"):
-        perturbed_gd(-0.1, radius=1.0, g_thres=0.1, t_thres=1)
+        perturbed_gd(-0.1, radius=1.0, g_thres=0.1, t_thres=1, key=0)
+    # no hidden default key: a missing or malformed key names the argument
+    with pytest.raises(TypeError, match="key"):
+        perturbed_gd(0.1, radius=1.0, g_thres=0.1, t_thres=1)
+    with pytest.raises(TypeError, match="key must be"):
+        perturbed_gd(0.1, radius=1.0, g_thres=0.1, t_thres=1, key="a")
+    with pytest.raises(TypeError, match="key must be"):
+        perturbed_gd(0.1, radius=1.0, g_thres=0.1, t_thres=1, key=None)
+
+
+def test_pgd_registry_entry_passes_an_explicit_key():
+    from jaxopt_lab import optimizers
+
+    x = jnp.zeros(2)
+    default = optimizers.get("pgd", 0.1).init(x)
+    assert jax.dtypes.issubdtype(default.key.dtype, jax.dtypes.prng_key)
+    np.testing.assert_array_equal(
+        jax.random.key_data(default.key),
+        jax.random.key_data(jax.random.key(optimizers.PGD_KEY_SEED)),
+    )
+    chosen = optimizers.get("pgd", 0.1, key=jax.random.key(7)).init(x)
+    np.testing.assert_array_equal(
+        jax.random.key_data(chosen.key), jax.random.key_data(jax.random.key(7))
+    )
 
 
 # ----------------------------------------------------------------------------- SWA

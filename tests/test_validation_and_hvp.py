@@ -35,6 +35,35 @@ def test_check_vector_and_structure():
         v.check_same_structure("fisher", {"a": np.zeros(2)}, "anchor", {"a": np.zeros(3)})
 
 
+def test_as_key_accepts_typed_raw_and_int_and_names_the_argument():
+    same = lambda a, b: np.testing.assert_array_equal(
+        jax.random.key_data(a), jax.random.key_data(b)
+    )
+    k = jax.random.key(3)
+    assert v.as_key("key", k) is k
+    same(v.as_key("key", 3), k)
+    same(v.as_key("key", np.int64(3)), k)
+    same(v.as_key("key", jnp.asarray(3)), k)  # what optax.inject_hyperparams passes
+    same(v.as_key("key", jax.random.PRNGKey(3)), jax.random.wrap_key_data(jax.random.PRNGKey(3)))
+    same(jax.jit(lambda s: v.as_key("key", s))(3), k)  # traced seeds are fine
+    for bad in ("a", None, 1.5, True, jnp.zeros(3), jnp.zeros(2, jnp.int32)):
+        with pytest.raises(TypeError, match="^key must be a jax.random.key"):
+            v.as_key("key", bad)
+    with pytest.raises(ValueError, match="seed must be a single PRNG key"):
+        v.as_key("seed", jax.random.split(k, 2))
+
+
+def test_check_int_hparam_takes_concrete_int_arrays_and_passes_tracers():
+    assert v.check_int_hparam("t_thres", jnp.asarray(4)) == 4
+    with pytest.raises(TypeError, match="t_thres must be an integer"):
+        v.check_int_hparam("t_thres", jnp.asarray(4.0))
+    with pytest.raises(ValueError, match="frequency must be >= 1"):
+        v.check_int_hparam("frequency", 0, minimum=1)
+    assert jax.jit(lambda n: v.check_int_hparam("n", n) + 1)(2) == 3
+    with pytest.raises(TypeError, match=r"static_args=\('num_iters',\)"):
+        jax.jit(lambda n: v.check_int_hparam("num_iters", n, allow_traced=False))(2)
+
+
 def test_hvp_matches_closed_form_on_pytree_with_args():
     # f(p, c) = sum(c * w^3) + (w . b)^2 -> H = diag(6 c w) + 2 [w;b]-block terms
     def f(p, c):

@@ -131,14 +131,3 @@ def cached_jit(impl: Callable, f: Callable, static: tuple) -> Callable:
         _JIT_CACHE[cache_key] = jax.jit(fn)
     return _JIT_CACHE[cache_key]
 
-
-def as_key(key: Any) -> jax.Array:
-    """Accept a typed key, a raw uint32 key or an int seed; return a typed key."""
-    if isinstance(key, int | np.integer):
-        return jax.random.key(int(key))
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return key
-    if key.dtype == jnp.uint32 and key.shape == (2,):
-        return jax.random.wrap_key_data(key)
-    raise TypeError(f"key must be a jax.random.key or an int seed, got {key!r}")

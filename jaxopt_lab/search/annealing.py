@@ -8,10 +8,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lab._validation import check_positive
+from jaxopt_lab._validation import as_key, check_positive
 from jaxopt_lab.search._common import (
     SearchResult,
-    as_key,
     cached_jit,
     check_bounds,
     check_objective,
@@ -173,8 +172,9 @@ def simulated_annealing(
     check_population("num_chains", num_chains)
     spec = _schedule_spec(temperature, initial_temperature, final_temperature)
     static = (int(num_chains), int(num_steps), spec, float(step_size), bool(anneal_step_size))
+    key = as_key("key", key)
     check_objective(f, lower)
-    return cached_jit(_run, f, static)(lower, upper, as_key(key))
+    return cached_jit(_run, f, static)(lower, upper, key)
 
 
 def anneal_chain(
@@ -203,5 +203,6 @@ def anneal_chain(
     )
     spec = _schedule_spec(temperature, initial_temperature, final_temperature)
     static = (int(num_steps), spec, float(step_size), bool(anneal_step_size))
+    key = as_key("key", key)
     check_objective(f, lower)
-    return cached_jit(_single, f, static)(lower, upper, as_key(key))
+    return cached_jit(_single, f, static)(lower, upper, key)

@@ -8,10 +8,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lab._validation import check_int, check_positive
+from jaxopt_lab._validation import as_key, check_int, check_positive
 from jaxopt_lab.search._common import (
     SearchResult,
-    as_key,
     cached_jit,
     check_bounds,
     check_objective,
@@ -244,5 +243,6 @@ def genetic_algorithm(
         mutation_rate,
         spec,
     )
+    key = as_key("key", key)
     check_objective(f, lower)
-    return cached_jit(_search, f, static)(jnp.asarray(lower), jnp.asarray(upper), as_key(key))
+    return cached_jit(_search, f, static)(jnp.asarray(lower), jnp.asarray(upper), key)

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxopt_lab._validation import as_key
 from jaxopt_lab.search._common import (
     SearchResult,
-    as_key,
     cached_jit,
     check_bounds,
     check_objective,
@@ -134,8 +134,9 @@ def random_restarts(
     lower, upper, optimizer = _resolve(bounds, local_steps, optimizer)
     check_population("num_restarts", num_restarts)
     static = (int(num_restarts), int(local_steps), optimizer)
+    key = as_key("key", key)
     check_objective(f, lower)
-    return cached_jit(_run, f, static)(lower, upper, as_key(key))
+    return cached_jit(_run, f, static)(lower, upper, key)
 
 
 def local_search(
@@ -150,5 +151,6 @@ def local_search(
     :func:`random_restarts`); ``member_values`` has shape ``[1]``."""
     lower, upper, optimizer = _resolve(bounds, local_steps, optimizer)
     static = (int(local_steps), optimizer)
+    key = as_key("key", key)
     check_objective(f, lower)
-    return cached_jit(_single, f, static)(lower, upper, as_key(key))
+    return cached_jit(_single, f, static)(lower, upper, key)

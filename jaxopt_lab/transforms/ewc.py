@@ -42,10 +42,10 @@ from jaxopt_lab._validation import (
     check_choice,
     check_finite,
     check_int,
+    check_int_hparam,
     check_positive,
     check_same_structure,
 )
-from jaxopt_lab.transforms.perturbed import _int_hparam
 
 __all__ = [
     "EWCOnlineState",
@@ -284,7 +284,7 @@ def ewc(
     check_positive("decay", decay, allow_zero=True)
     if not isinstance(decay, jax.core.Tracer) and np.any(np.asarray(decay) > 1):
         raise ValueError(f"decay must be in [0, 1], got {decay!r}")
-    max_tasks = _int_hparam("max_tasks", max_tasks, minimum=1)
+    max_tasks = check_int_hparam("max_tasks", max_tasks, minimum=1)
     if (fisher is None) != (anchor is None):
         raise ValueError("fisher and anchor must both be given or both be None")
     if fisher is not None:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lab._validation import check_int, check_positive
+from jaxopt_lab._validation import as_key, check_int_hparam, check_positive
 
 __all__ = ["PerturbedGDState", "perturbed_gd", "sample_uniform_ball"]
 
@@ -71,25 +71,8 @@ class PerturbedGDState(NamedTuple):
     num_perturbations: jax.Array
 
 
-def _int_hparam(name: str, value: Any, minimum: int = 0) -> Any:
-    """Validate an integer hyperparameter that ``optax.inject_hyperparams`` may turn into
-    an array: Python ints and concrete integer arrays are checked and returned as ``int``;
-    tracers (inside a jitted update) pass through (they were checked at ``init``)."""
-    if isinstance(value, jax.core.Tracer):
-        return value
-    if isinstance(value, jax.Array | np.ndarray) and value.ndim == 0:
-        if not np.issubdtype(value.dtype, np.integer):
-            raise TypeError(f"{name} must be an integer, got {value!r}")
-        value = int(value)
-    return check_int(name, value, minimum=minimum)
-
-
-def _make_key(key: Any) -> jax.Array:
-    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return key
-    if isinstance(key, jax.Array | np.ndarray) and key.shape == (2,):
-        return jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
-    return jax.random.key(key)
+# Kept until transforms/gem.py imports check_int_hparam from jaxopt_lab._validation itself.
+_int_hparam = check_int_hparam
 
 
 def perturbed_gd(
@@ -98,7 +81,7 @@ def perturbed_gd(
     radius: float,
     g_thres: float,
     t_thres: int,
-    key: Any = 0,
+    key: Any,
 ) -> optax.GradientTransformation:
     """Perturbed gradient descent: SGD plus a uniform-ball kick near stationary points.
 
@@ -118,8 +101,9 @@ def perturbed_gd(
         radius: ``r >= 0``, the kick radius.
         g_thres: kick only when the gradient norm is at most this (>= 0).
         t_thres: minimum number of steps between kicks (>= 0).
-        key: int seed, typed key (``jax.random.key``) or raw ``uint32[2]`` key. Kept in
-            the state as a typed key so sweeps can fold a seed into it.
+        key: typed key (``jax.random.key``), raw ``uint32[2]`` key or int seed; required
+            (no hidden default). Kept in the state as a typed key so sweeps can fold a
+            seed into it.
 
     Returns:
         ``optax.GradientTransformation`` with :class:`PerturbedGDState`.
@@ -141,13 +125,14 @@ def perturbed_gd(
         check_positive("learning_rate", learning_rate)
     check_positive("radius", radius, allow_zero=True)
     check_positive("g_thres", g_thres, allow_zero=True)
-    t_thres = _int_hparam("t_thres", t_thres)
+    t_thres = check_int_hparam("t_thres", t_thres)
+    key = as_key("key", key)
 
     def init_fn(params):
         return PerturbedGDState(
             count=jnp.zeros([], jnp.int32),
             last_perturbation=-jnp.asarray(t_thres, jnp.int32) - 1,
-            key=_make_key(key),
+            key=key,
             num_perturbations=jnp.zeros([], jnp.int32),
         )
 

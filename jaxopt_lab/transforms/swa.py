@@ -15,9 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lab._validation import check_positive
+from jaxopt_lab._validation import check_int_hparam, check_positive
 from jaxopt_lab.transforms._state import find_state
-from jaxopt_lab.transforms.perturbed import _int_hparam
 
 __all__ = ["SWAState", "WeightEMAState", "swa", "swa_params", "weight_ema"]
 
@@ -77,8 +76,8 @@ def swa(start_step: int = 0, frequency: int = 1) -> optax.GradientTransformation
         Izmailov et al. (2018), "Averaging Weights Leads to Wider Optima and Better
         Generalization".
     """
-    start_step = _int_hparam("start_step", start_step, minimum=0)
-    frequency = _int_hparam("frequency", frequency, minimum=1)
+    start_step = check_int_hparam("start_step", start_step, minimum=0)
+    frequency = check_int_hparam("frequency", frequency, minimum=1)
 
     def init_fn(params):
         return SWAState(
