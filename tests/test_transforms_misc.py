@@ -19,6 +19,7 @@ from jaxopt_lab.transforms import (
     swa,
     swa_params,
 )
+from jaxopt_lab.transforms.rollback import RollbackState, check_placement, restore_nonfinite
 
 # ----------------------------------------------------------------------------- perturbed GD
 
@@ -265,6 +266,110 @@ def test_rollback_restores_from_nan_params_and_detects_spikes():
         rollback_guard(optax.sgd(0.1), factor=2.0)
     with pytest.raises(ValueError, match="params"):
         opt.update(jnp.ones(2), state, None)
+
+
+def test_rollback_rejects_a_finite_step_that_overflows_float16_and_recovers():
+    # f = 0.5 (p - 60000)^2 in float16 from 40000 with SGD lr 1.5: the first update,
+    # +30000, is finite in float16 but lands at 70000 > 65504 (inf in float16)
+    target = jnp.float16(60000.0)
+    f = lambda p: 0.5 * jnp.sum((p.astype(jnp.float32) - 60000.0) ** 2)
+    opt = rollback_guard(optax.sgd(1.5), factor=0.1)
+
+    @jit
+    def run(p):
+        def body(carry, _):
+            p, s = carry
+            value, g = jax.value_and_grad(f)(p)
+            u, s = opt.update(g.astype(p.dtype), s, p, value=value)
+            return (optax.apply_updates(p, u), s), p
+
+        return jax.lax.scan(body, (p, opt.init(p)), None, length=60)
+
+    (p, state), traj = run(jnp.full(2, 40000.0, jnp.float16))
+    assert p.dtype == jnp.float16
+    assert np.all(np.isfinite(np.asarray(traj, np.float32)))  # never left the finite range
+    np.testing.assert_array_equal(np.asarray(traj[1]), 40000.0)  # overflowing step: skipped
+    # converged to float16 resolution (spacing 32 there; steps below half of it stall)
+    np.testing.assert_allclose(np.asarray(p, np.float32), float(target), rtol=5e-3)
+    assert int(state.num_rollbacks) == 1 and float(state.scale) == pytest.approx(0.1)
+    # params corrupted OUTSIDE the guard cannot be repaired additively (inf + u): the
+    # helper goes back to the last good point
+    bad = jnp.array([jnp.inf, 1.0], jnp.float16)
+    np.testing.assert_array_equal(restore_nonfinite(bad, state), last_good_params(state))
+    np.testing.assert_array_equal(restore_nonfinite(p, state), p)
+
+
+def _injection_runs(opt, num_runs, steps=12):
+    """Vmapped guarded runs on random quadratics with a NaN loss injected at a random step.
+
+    Returns params before each step ``[R, T, d]``, the injection steps ``[R]`` and the
+    final states.
+    """
+    d = 4
+
+    def one(key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        a = jax.random.uniform(k1, (d,), minval=0.5, maxval=2.0)
+        p0 = jax.random.normal(k2, (d,))
+        k = jax.random.randint(k3, (), 2, steps - 2)
+        f = lambda p: 0.5 * jnp.sum(a * p**2)
+
+        def body(carry, i):
+            p, s = carry
+            value, g = jax.value_and_grad(f)(p)
+            value = jnp.where(i == k, jnp.nan, value)
+            u, s = opt.update(g, s, p, value=value)
+            return (optax.apply_updates(p, u), s), p
+
+        (_, s), before = jax.lax.scan(body, (p0, opt.init(p0)), jnp.arange(steps))
+        return before, k, s
+
+    keys = jax.random.split(jax.random.key(0), num_runs)
+    before, ks, states = jit(jax.vmap(one))(keys)
+    return np.asarray(before), np.asarray(ks), states
+
+
+@pytest.mark.parametrize(
+    "placement",
+    ["wrapper", "last_in_chain"],
+)
+def test_rollback_restores_the_right_point_in_every_run_where_it_is_outermost(placement):
+    if placement == "wrapper":
+        opt = rollback_guard(optax.adam(0.1), factor=0.5)
+    else:  # stateless first stage before the guard; the guard's update is applied as is
+        opt = optax.chain(optax.sgd(0.1), rollback_guard(optax.identity(), factor=0.5))
+    before, ks, states = _injection_runs(opt, 256)
+    r = np.arange(len(ks))
+    # the loss at p_k is NaN: the params after step k are p_{k-1} again (to rounding)
+    np.testing.assert_allclose(before[r, ks + 1], before[r, ks - 1], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(before[r, ks], before[r, ks - 1])  # the runs do move
+    np.testing.assert_array_equal(np.asarray(states_guard(states).num_rollbacks), 1)
+    np.testing.assert_array_equal(np.asarray(states_guard(states).num_misplaced), 0)
+    check_placement(states)  # no error
+
+
+def states_guard(states):
+    leaves = jax.tree.leaves(states, is_leaf=lambda x: isinstance(x, RollbackState))
+    return next(x for x in leaves if isinstance(x, RollbackState))
+
+
+def test_rollback_followed_by_another_transform_is_refused():
+    # a transform AFTER the guard rescales its restore update: the params would go to the
+    # wrong point. Under jit every run counts the mismatch and check_placement raises...
+    opt = optax.chain(rollback_guard(optax.identity(), factor=0.5), optax.sgd(0.1))
+    before, ks, states = _injection_runs(opt, 256)
+    r = np.arange(len(ks))
+    wrong = ~np.all(np.isclose(before[r, ks + 1], before[r, ks - 1], rtol=1e-6), axis=-1)
+    assert wrong.mean() > 0.9  # the restore really is wrong in this composition
+    assert np.all(np.asarray(states_guard(states).num_misplaced) > 0)  # ...and every run says so
+    with pytest.raises(ValueError, match="outermost"):
+        check_placement(states)
+    # ...and an eager call raises at the first step that sees the mismatch
+    p = jnp.ones(2)
+    state = opt.init(p)
+    u, state = opt.update(jnp.ones(2), state, p, value=1.0)
+    with pytest.raises(ValueError, match="OUTERMOST"):
+        opt.update(jnp.ones(2), state, optax.apply_updates(p, u), value=1.0)
 
 
 # ----------------------------------------------------------------------------- monitor
