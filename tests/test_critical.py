@@ -90,6 +90,46 @@ def test_classify_validates_before_compiling():
         classify_batch(_boom, jnp.full((2, 2), np.nan))
 
 
+def test_classify_accepts_lists_and_half_precision_and_names_bad_f():
+    saddle = lambda z: z[0] ** 2 - z[1] ** 2 + 0.5 * z[0] * z[1]
+    want = classify(saddle, jnp.zeros(2))
+    assert want.kind == "saddle"
+    # a list of numbers is one point (converted to an array), not a pytree of scalars
+    for x in ([0.0, 0.0], (0.0, 0.0), [0, 0]):
+        got = classify(saddle, x)
+        assert got.kind == "saddle"
+        np.testing.assert_allclose(got.eigenvalues, want.eigenvalues, rtol=1e-6)
+    # float16 / bfloat16 points are classified in float32 (eigh has no half kernel)
+    for dtype in (jnp.float16, jnp.bfloat16):
+        got = classify(saddle, jnp.zeros(2, dtype))
+        assert got.kind == "saddle" and got.eigenvalues.dtype == np.float32
+        np.testing.assert_allclose(got.eigenvalues, want.eigenvalues, rtol=1e-6)
+    got = classify_batch(saddle, jnp.zeros((3, 2), jnp.float16))
+    assert list(got.kind) == ["saddle"] * 3
+    # a list of arrays is still a pytree point
+    tree = classify(lambda p: p[0] ** 2 + jnp.sum(p[1] ** 2), [jnp.float32(0.0), jnp.zeros(2)])
+    assert tree.kind == "minimum"
+    with pytest.raises(ValueError, match="x"):
+        classify(saddle, [[0.0, 1.0], [2.0]])
+    with pytest.raises(ValueError, match="x"):
+        classify(_boom, [np.nan, 0.0])
+    # f not callable: TypeError naming f
+    with pytest.raises(TypeError, match="f must be a callable"):
+        classify(3, jnp.zeros(2))
+    with pytest.raises(TypeError, match="f must be a callable"):
+        classify_batch(3, jnp.zeros((2, 2)))
+
+
+def test_classify_refuses_points_where_f_or_its_derivatives_are_not_finite():
+    # x finite but outside the domain of f: no "degenerate" verdict from NaN eigenvalues
+    with pytest.raises(ValueError, match=r"f\(x\) is not finite"):
+        classify(lambda z: jnp.sum(z**2) + jnp.log(z[0]), jnp.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="gradient of f at x is not finite"):
+        classify(lambda z: jnp.sum(jnp.sqrt(jnp.abs(z))), jnp.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="x must be finite"):
+        classify(lambda z: jnp.sum(z**2), jnp.array([np.inf, 0.0]))
+
+
 def test_find_critical_points_himmelblau_all_nine():
     L = landscapes.get("himmelblau")
     cp = find_critical_points(L.fn, L.bounds, jax.random.key(0), num_starts=256)

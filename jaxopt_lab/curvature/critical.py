@@ -32,6 +32,7 @@ and no sign mix, which includes a zero Hessian). ``index`` counts eigenvalues < 
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -120,13 +121,16 @@ def _flat_fn(f, x, args):
 @functools.partial(jax.jit, static_argnums=0)
 def _classify_one(f, x, args, grad_tol, eig_tol):
     flat, g = _flat_fn(f, x, args)
-    grad = jax.grad(g)(flat)
+    value, grad = jax.value_and_grad(g)(flat)
     hess = jax.hessian(g)(flat)
     hess = 0.5 * (hess + hess.T)
     eigs = jnp.linalg.eigvalsh(hess)
     gnorm = jnp.linalg.norm(grad)
     code, index = _kind_code(eigs, gnorm, grad_tol, eig_tol, jnp.linalg.norm(flat))
-    return code, eigs, gnorm, index
+    finite = jnp.stack(
+        [jnp.isfinite(value), jnp.all(jnp.isfinite(grad)), jnp.all(jnp.isfinite(hess))]
+    )
+    return code, eigs, gnorm, index, finite
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5))
@@ -141,6 +145,16 @@ def _check_tols(grad_tol, eig_tol):
 
 
 def _as_float_tree(name, x):
+    # A (nested) list/tuple of Python numbers is one point: convert it to an array (as a
+    # pytree its leaves would be Python floats, which f cannot index or do arithmetic on).
+    if isinstance(x, list | tuple) and x and all(
+        isinstance(v, numbers.Number) and not isinstance(v, bool)
+        for v in jax.tree_util.tree_leaves(x)
+    ):
+        try:
+            x = jnp.asarray(np.asarray(x, dtype=float), dtype=jnp.result_type(float))
+        except ValueError:
+            raise ValueError(f"{name} must be a rectangular list of numbers, got {x!r}") from None
     leaves = jax.tree_util.tree_leaves(x)
     if not leaves:
         raise ValueError(f"{name} must contain at least one array, got {x!r}")
@@ -149,7 +163,17 @@ def _as_float_tree(name, x):
         if not jnp.issubdtype(arr.dtype, jnp.floating):
             raise TypeError(f"{name} must hold floating-point arrays, got dtype {arr.dtype}")
     check_finite(name, x)
-    return x
+    # Half-precision points (float16, bfloat16) are classified in float32: eigh has no
+    # half-precision kernel, and their rounding would swamp the tolerances anyway.
+    return jax.tree.map(
+        lambda a: jnp.asarray(a, jnp.float32) if jnp.finfo(jnp.asarray(a).dtype).bits < 32 else a,
+        x,
+    )
+
+
+def _check_f(f):
+    if not callable(f):
+        raise TypeError(f"f must be a callable f(x, *args) -> scalar, got {type(f).__name__}")
 
 
 # ----------------------------------------------------------------------------- classify
@@ -187,9 +211,17 @@ def classify(
       >>> classify(lambda z: z[0] ** 2 - z[1] ** 2, jnp.zeros(2)).kind
       'saddle'
     """
+    _check_f(f)
     _check_tols(grad_tol, eig_tol)
     x = _as_float_tree("x", x)
-    code, eigs, gnorm, index = _classify_one(f, x, args, grad_tol, eig_tol)
+    code, eigs, gnorm, index, finite = _classify_one(f, x, args, grad_tol, eig_tol)
+    whats = ("f(x)", "the gradient of f at x", "the Hessian of f at x")
+    for ok, what in zip(np.asarray(finite), whats, strict=True):
+        if not ok:
+            raise ValueError(
+                f"{what} is not finite: x is outside the domain of f (or f overflows there), "
+                "so it cannot be classified"
+            )
     return Classification(
         kind=KIND_NAMES[int(code)],
         eigenvalues=np.asarray(eigs),
@@ -224,9 +256,10 @@ def classify_batch(
       :class:`Classification` whose fields are numpy arrays with leading axis m
       (``kind`` is an array of strings).
     """
+    _check_f(f)
     _check_tols(grad_tol, eig_tol)
     xs = _as_float_tree("xs", xs)
-    codes, eigs, gnorms, index = _classify_many(
+    codes, eigs, gnorms, index, _ = _classify_many(
         f, xs, args, grad_tol, eig_tol, bool(batched_args)
     )
     return Classification(
@@ -304,7 +337,7 @@ def _lm_search(f, num_iters, starts, args, lower, upper, grad_tol, eig_tol):
 
         init = (x0, jnp.asarray(1e-2, x0.dtype), g_fn(x0))
         x, _, _ = jax.lax.fori_loop(0, num_iters, body, init)
-        code, eigs, gnorm, index = _classify_one.__wrapped__(f, x, args, grad_tol, eig_tol)
+        code, eigs, gnorm, index, _ = _classify_one.__wrapped__(f, x, args, grad_tol, eig_tol)
         return x, f(x, *args), code, eigs, gnorm, index
 
     return jax.vmap(one)(starts)
