@@ -124,6 +124,13 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
+def check_callable(name: str, value: Any) -> Any:
+    """Raise TypeError unless ``value`` is callable."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r} ({type(value).__name__})")
+    return value
+
+
 def check_vector(name: str, x: Any, dim: int | None = None) -> Any:
     """Raise unless ``x`` is a 1-D array (of length ``dim`` if given) with finite entries."""
     shape = np.shape(x)

@@ -10,15 +10,17 @@ import numpy as np
 import optax
 import pytest
 
-from jaxopt_lab.transforms.second_order import (
+from jaxopt_lab.curvature import (
     conjugate_gradient,
     curvature_fns,
     empirical_fisher_fns,
     gauss_newton_fns,
+    steihaug_cg,
+)
+from jaxopt_lab.transforms import (
     hessian_free,
     natural_gradient,
     saddle_free_newton,
-    steihaug_cg,
     trust_region,
 )
 
@@ -91,6 +93,21 @@ def test_steihaug_interior_is_newton_and_boundary_has_radius_norm():
         # indefinite B: Steihaug follows negative curvature to the boundary
         neg = steihaug_cg(lambda v: jnp.array([1.0, -1.0]) * v, jnp.array([1e-3, 1e-3]), 2.0)
         np.testing.assert_allclose(np.linalg.norm(np.asarray(neg.p)), 2.0, rtol=1e-10)
+
+
+def test_solvers_keep_leaf_dtypes_of_a_mixed_precision_pytree():
+    # a float32 leaf next to a bfloat16 leaf: the scalar step sizes are float32, so the
+    # solvers must cast each iterate back to its leaf's dtype (lax.while_loop demands it)
+    diag = {"a": jnp.array([2.0, 3.0], jnp.float32), "b": jnp.array([4.0], jnp.bfloat16)}
+    b = {"a": jnp.array([1.0, 1.0], jnp.float32), "b": jnp.array([1.0], jnp.bfloat16)}
+    mv = lambda v: jax.tree.map(jnp.multiply, diag, v)
+    cg = conjugate_gradient(mv, b, max_iters=5, tol=1e-6)
+    assert jax.tree.map(lambda x: x.dtype, cg.x) == jax.tree.map(lambda x: x.dtype, b)
+    np.testing.assert_allclose(np.asarray(cg.x["a"]), [0.5, 1.0 / 3.0], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(cg.x["b"], np.float32), [0.25], rtol=1e-2)
+    st = steihaug_cg(mv, b, 10.0, max_iters=5, tol=1e-6)
+    assert jax.tree.map(lambda x: x.dtype, st.p) == jax.tree.map(lambda x: x.dtype, b)
+    np.testing.assert_allclose(np.asarray(st.p["a"]), [-0.5, -1.0 / 3.0], rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- Hessian-free
@@ -179,13 +196,15 @@ def test_saddle_free_newton_doubles_y_on_saddle_and_escapes():
     x0 = jnp.array([1e-3, 1e-3])
     # pure Dauphin step: x -> 0 (Newton), y -> y + |y| (closed form: y_k = 2^k y_0)
     xs = np.asarray(
-        _run_steps(saddle_free_newton(1.0, num_iters=2, damping=0.0), _saddle, x0, 10)(x0)
+        _run_steps(saddle_free_newton(1.0, num_iters=2, damping=0.0, key=0), _saddle, x0, 10)(x0)
     )
     np.testing.assert_allclose(xs[:, 1], 1e-3 * 2.0 ** np.arange(1, 11), rtol=1e-4)
     np.testing.assert_allclose(xs[:, 0], 0.0, atol=1e-7)
     assert abs(xs[9, 1]) > 1.0  # escaped |y| > 1 after 10 steps
     # with the negative-curvature step it escapes within a handful of steps
-    opt = saddle_free_newton(1.0, num_iters=2, damping=1e-4, negative_curvature_step=0.5)
+    opt = saddle_free_newton(
+        1.0, num_iters=2, damping=1e-4, negative_curvature_step=0.5, key=0
+    )
     run = _run_steps(opt, _saddle, x0, 5)
     xs = np.asarray(run(x0))
     first = int(np.argmax(np.abs(xs[:, 1]) > 1.0)) + 1
@@ -204,7 +223,9 @@ def test_saddle_free_newton_equals_newton_on_pd_and_abs_newton_on_indefinite():
     with jax.enable_x64(True):
         updates = {}
         for start in ("gradient", "random"):
-            opt = saddle_free_newton(1.0, num_iters=d, damping=0.0, krylov_start=start)
+            opt = saddle_free_newton(
+                1.0, num_iters=d, damping=0.0, krylov_start=start, key=0
+            )
 
             def one_step(x0, h, b, opt=opt):
                 g = jax.grad(f)(x0, (h, b))
@@ -341,7 +362,9 @@ def _extra(w, batch):
 
 FACTORIES = {
     "hessian_free": (hessian_free, dict(damping=1e-2, max_iters=3, adapt_damping=True), ()),
-    "saddle_free_newton": (saddle_free_newton, dict(num_iters=3, damping=0.1), ("num_iters",)),
+    "saddle_free_newton": (
+        saddle_free_newton, dict(num_iters=3, damping=0.1, key=0), ("num_iters",)
+    ),
     "trust_region": (trust_region, dict(initial_radius=0.5, max_iters=3), ()),
     "natural_gradient": (natural_gradient, dict(damping=1e-2, max_iters=3), ()),
 }
@@ -392,9 +415,9 @@ def test_chain_jit_vmap_and_inject_hyperparams(name):
         (lambda: hessian_free(damping_increase=0.5), "damping_increase"),
         (lambda: natural_gradient(damping=-0.1), "damping"),
         (lambda: natural_gradient(max_iters=-3), "max_iters"),
-        (lambda: saddle_free_newton(damping=-1.0), "damping"),
-        (lambda: saddle_free_newton(num_iters=0), "num_iters"),
-        (lambda: saddle_free_newton(krylov_start="lanczos"), "krylov_start"),
+        (lambda: saddle_free_newton(damping=-1.0, key=0), "damping"),
+        (lambda: saddle_free_newton(num_iters=0, key=0), "num_iters"),
+        (lambda: saddle_free_newton(krylov_start="lanczos", key=0), "krylov_start"),
         (lambda: trust_region(max_iters=0), "max_iters"),
         (lambda: trust_region(initial_radius=0.0), "initial_radius"),
         (lambda: trust_region(eta=0.5), "eta"),

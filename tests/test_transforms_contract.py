@@ -128,7 +128,7 @@ _SECOND_ORDER = [
     ("hessian_free", dict(learning_rate=0.5, max_iters=5), ()),
     ("natural_gradient", dict(learning_rate=0.5, max_iters=5), ()),
     ("trust_region", dict(learning_rate=1.0, max_iters=5), ()),
-    ("saddle_free_newton", dict(learning_rate=0.5, num_iters=4), ("num_iters",)),
+    ("saddle_free_newton", dict(learning_rate=0.5, num_iters=4, key=0), ("num_iters",)),
 ]
 # tests/test_second_order.py already checks chain/jit/vmap==loop/inject for these with
 # one compile less each, so here they run only with `-m slow` (CI time budget).

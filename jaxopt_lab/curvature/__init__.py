@@ -1,4 +1,5 @@
-"""Curvature analysis: HVPs, Lanczos, spectra, critical points (see DESIGN.md)."""
+"""Curvature analysis: HVPs, Lanczos, spectra, critical points, curvature-vector
+product closures and CG solvers for second-order steps (see DESIGN.md)."""
 
 from jaxopt_lab.curvature.critical import (
     KIND_NAMES,
@@ -20,6 +21,8 @@ from jaxopt_lab.curvature.maps import (
     landscape_slice,
     random_directions,
 )
+from jaxopt_lab.curvature.operators import curvature_fns, empirical_fisher_fns, gauss_newton_fns
+from jaxopt_lab.curvature.solvers import CGResult, SteihaugResult, conjugate_gradient, steihaug_cg
 from jaxopt_lab.curvature.spectrum import (
     EigshResult,
     PowerIterationResult,
@@ -31,6 +34,13 @@ from jaxopt_lab.curvature.spectrum import (
 from jaxopt_lab.curvature.trace import trace, trace_matvec
 
 __all__ = [
+    "CGResult",
+    "SteihaugResult",
+    "conjugate_gradient",
+    "curvature_fns",
+    "empirical_fisher_fns",
+    "gauss_newton_fns",
+    "steihaug_cg",
     "EigshResult",
     "LanczosResult",
     "PowerIterationResult",

@@ -1,10 +1,18 @@
 """transforms: optax gradient transformations that optax lacks (see DESIGN.md).
 
 First order: EWC, GEM / A-GEM, perturbed GD, SWA, rollback guard, gradient monitor.
+Second order: Hessian-free Newton-CG, damped natural gradient, Steihaug trust region,
+saddle-free Newton; their curvature closures come from :mod:`jaxopt_lab.curvature.operators`
+(re-exported here) and their CG solvers from :mod:`jaxopt_lab.curvature.solvers`.
 Every factory returns an ``optax.GradientTransformation`` (``...ExtraArgs`` where the
 update takes keyword extra arguments) whose state is a NamedTuple of arrays.
 """
 
+from jaxopt_lab.curvature.operators import (  # re-exported for convenience; home: curvature
+    curvature_fns,
+    empirical_fisher_fns,
+    gauss_newton_fns,
+)
 from jaxopt_lab.transforms.ewc import (
     EWCOnlineState,
     EWCSeparateState,
@@ -15,42 +23,25 @@ from jaxopt_lab.transforms.ewc import (
 )
 from jaxopt_lab.transforms.gem import GEMState, agem, agem_project, gem, gem_project
 from jaxopt_lab.transforms.monitor import GradientMonitorState, gradient_monitor
+from jaxopt_lab.transforms.natural_gradient import NaturalGradientState, natural_gradient
+from jaxopt_lab.transforms.newton import HessianFreeState, hessian_free
 from jaxopt_lab.transforms.perturbed import PerturbedGDState, perturbed_gd, sample_uniform_ball
 from jaxopt_lab.transforms.rollback import RollbackState, last_good_params, rollback_guard
-from jaxopt_lab.transforms.second_order import (
-    CGResult,
-    HessianFreeState,
-    NaturalGradientState,
-    SaddleFreeState,
-    SteihaugResult,
-    TrustRegionState,
-    conjugate_gradient,
-    curvature_fns,
-    empirical_fisher_fns,
-    gauss_newton_fns,
-    hessian_free,
-    natural_gradient,
-    saddle_free_newton,
-    steihaug_cg,
-    trust_region,
-)
+from jaxopt_lab.transforms.saddle_free import SaddleFreeState, saddle_free_newton
 from jaxopt_lab.transforms.swa import SWAState, WeightEMAState, swa, swa_params, weight_ema
+from jaxopt_lab.transforms.trust_region import TrustRegionState, trust_region
 
 __all__ = [
-    "CGResult",
     "HessianFreeState",
     "NaturalGradientState",
     "SaddleFreeState",
-    "SteihaugResult",
     "TrustRegionState",
-    "conjugate_gradient",
     "curvature_fns",
     "empirical_fisher_fns",
     "gauss_newton_fns",
     "hessian_free",
     "natural_gradient",
     "saddle_free_newton",
-    "steihaug_cg",
     "trust_region",
     "EWCOnlineState",
     "EWCSeparateState",
