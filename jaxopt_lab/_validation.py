@@ -153,6 +153,27 @@ def check_finite(name: str, tree: Any) -> Any:
     return tree
 
 
+def _tree_size(x: Any) -> int:
+    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(x)))
+
+
+def check_params(name: str, x: Any) -> int:
+    """Validate a parameter pytree (non-empty, floating, finite); return its total size."""
+    leaves = jax.tree_util.tree_leaves(x)
+    for leaf in leaves:
+        dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{name} must contain only floating-point arrays, got a leaf of dtype {dtype} "
+                "(split non-parameter state off, e.g. nnx.split(model, nnx.Param, ...))"
+            )
+    dim = _tree_size(x)
+    if dim == 0:
+        raise ValueError(f"{name} must contain at least one parameter, got an empty pytree")
+    check_finite(name, x)
+    return dim
+
+
 def check_same_structure(name_a: str, a: Any, name_b: str, b: Any) -> None:
     """Raise ValueError unless two pytrees have the same structure and leaf shapes."""
     ta, tb = jax.tree_util.tree_structure(a), jax.tree_util.tree_structure(b)

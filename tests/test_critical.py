@@ -17,6 +17,7 @@ from jaxopt_lab.curvature import (
     filter_normalize,
     find_critical_points,
     landscape_slice,
+    layer_normalize,
     random_directions,
 )
 
@@ -362,6 +363,25 @@ def test_filter_normalize_and_random_directions():
     assert not np.allclose(r1["k"], r2["k"])
     with pytest.raises(ValueError, match="normalize"):
         random_directions(jax.random.key(0), p, normalize="batch")
+
+
+def test_layer_normalize_matches_leaf_norms_and_random_directions_use_it():
+    p = {"k": jnp.arange(6.0).reshape(3, 2) + 1.0, "b": jnp.array([3.0, 4.0])}
+    d = {"k": jnp.ones((3, 2)), "b": jnp.array([0.0, 2.0])}
+    out = layer_normalize(d, p)
+    for name in p:  # each leaf rescaled to the norm of the parameter leaf, same direction
+        np.testing.assert_allclose(np.linalg.norm(out[name]), np.linalg.norm(p[name]), rtol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(out[name]) * np.linalg.norm(d[name]),
+            np.asarray(d[name]) * np.linalg.norm(p[name]),
+            rtol=1e-6,
+        )
+    r1, _ = random_directions(jax.random.key(1), p, normalize="layer")
+    raw1, _ = random_directions(jax.random.key(1), p, normalize=None)
+    for name in p:
+        np.testing.assert_allclose(
+            np.asarray(r1[name]), np.asarray(layer_normalize(raw1, p)[name]), rtol=1e-6
+        )
 
 
 def test_landscape_slice_validates_before_compiling():

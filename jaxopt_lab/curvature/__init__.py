@@ -12,16 +12,15 @@ from jaxopt_lab.curvature.critical import (
 from jaxopt_lab.curvature.density import SpectralDensity, spectral_density
 from jaxopt_lab.curvature.hvp import hessian, hvp
 from jaxopt_lab.curvature.lanczos import LanczosResult, lanczos, tridiagonal_eigh
-from jaxopt_lab.curvature.maps import (
-    MAP_KIND_NAMES,
-    CurvatureMap,
+from jaxopt_lab.curvature.maps import MAP_KIND_NAMES, CurvatureMap, curvature_map
+from jaxopt_lab.curvature.operators import curvature_fns, empirical_fisher_fns, gauss_newton_fns
+from jaxopt_lab.curvature.slices import (
     LandscapeSlice,
-    curvature_map,
     filter_normalize,
     landscape_slice,
+    layer_normalize,
     random_directions,
 )
-from jaxopt_lab.curvature.operators import curvature_fns, empirical_fisher_fns, gauss_newton_fns
 from jaxopt_lab.curvature.solvers import CGResult, SteihaugResult, conjugate_gradient, steihaug_cg
 from jaxopt_lab.curvature.spectrum import (
     EigshResult,
@@ -68,5 +67,6 @@ __all__ = [
     "filter_normalize",
     "find_critical_points",
     "landscape_slice",
+    "layer_normalize",
     "random_directions",
 ]

@@ -11,10 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab._validation import check_finite, check_int, check_positive
+from jaxopt_lab._validation import check_finite, check_int, check_params, check_positive
 from jaxopt_lab.curvature.hvp import hvp
 from jaxopt_lab.curvature.lanczos import lanczos, tridiagonal_eigh
-from jaxopt_lab.curvature.spectrum import check_params
 
 __all__ = ["SpectralDensity", "spectral_density"]
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab._validation import check_choice, check_finite, check_int, check_positive
+from jaxopt_lab._validation import check_choice, check_int, check_params, check_positive
 from jaxopt_lab.curvature.hvp import hvp
 from jaxopt_lab.curvature.lanczos import lanczos_with_beta, tridiagonal_eigh
 
@@ -76,27 +76,6 @@ class PowerIterationResult(NamedTuple):
     residuals: jax.Array
     num_hvps: jax.Array
     converged: jax.Array
-
-
-def _tree_size(x: PyTree) -> int:
-    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(x)))
-
-
-def check_params(name: str, x: PyTree) -> int:
-    """Validate a parameter pytree (non-empty, floating, finite); return its total size."""
-    leaves = jax.tree_util.tree_leaves(x)
-    for leaf in leaves:
-        dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(
-                f"{name} must contain only floating-point arrays, got a leaf of dtype {dtype} "
-                "(split non-parameter state off, e.g. nnx.split(model, nnx.Param, ...))"
-            )
-    dim = _tree_size(x)
-    if dim == 0:
-        raise ValueError(f"{name} must contain at least one parameter, got an empty pytree")
-    check_finite(name, x)
-    return dim
 
 
 def _default_key(key):

@@ -10,9 +10,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab._validation import check_choice, check_int
+from jaxopt_lab._validation import check_choice, check_int, check_params
 from jaxopt_lab.curvature.hvp import hvp
-from jaxopt_lab.curvature.spectrum import check_params
 
 __all__ = ["trace", "trace_matvec"]
 
