@@ -242,3 +242,48 @@ def test_gem_float32_constraints_hold_after_refinement():
         w, _ = nnls(G.T, -g)
         assert np.min(G @ out) >= -3e-5, (shift, np.min(G @ out))
         np.testing.assert_allclose(out, g + G.T @ w, atol=2e-6)
+
+
+def test_nonfinite_memory_skips_projection_and_is_counted_inside_jit():
+    g = jnp.array([1.0, -1.0, 0.5])
+    G_ok = jnp.array([[0.0, 1.0, 0.0]])  # violated: g . G_0 = -1 < 0
+    G_nan = G_ok.at[0, 2].set(jnp.nan)
+    opt = gem()
+    run = jax.jit(lambda g, G, s: opt.update(g, s, memory_grads=G))
+    s = opt.init(g)
+    out, s = run(g, G_ok, s)
+    np.testing.assert_allclose(out, [1.0, 0.0, 0.5], atol=1e-6)  # projected
+    out, s = run(g, G_nan, s)
+    np.testing.assert_array_equal(out, g)  # skipped: g unchanged, not NaN
+    out, s = run(g, G_ok.at[0, 0].set(jnp.inf), s)
+    np.testing.assert_array_equal(out, g)
+    assert (int(s.count), int(s.num_projected), int(s.nonfinite_memory)) == (3, 1, 2)
+
+    aopt = agem()
+    arun = jax.jit(lambda g, r, s: aopt.update(g, s, ref_grads=r))
+    s = aopt.init(g)
+    out, s = arun(g, G_ok[0], s)
+    np.testing.assert_allclose(out, [1.0, 0.0, 0.5], atol=1e-6)
+    out, s = arun(g, G_nan[0], s)
+    np.testing.assert_array_equal(out, g)
+    # a finite reference that does not bind is neither projected nor flagged
+    out, s = arun(g, -G_ok[0], s)
+    np.testing.assert_array_equal(out, g)
+    assert (int(s.count), int(s.num_projected), int(s.nonfinite_memory)) == (3, 1, 1)
+
+
+def test_eager_projections_name_nonfinite_arguments():
+    g = jnp.array([1.0, -1.0])
+    with pytest.raises(ValueError, match="G must be finite"):
+        gem_project(g, jnp.array([[jnp.nan, 1.0]]))
+    with pytest.raises(ValueError, match="g must be finite"):
+        gem_project(jnp.array([jnp.inf, 1.0]), jnp.array([[0.0, 1.0]]))
+    with pytest.raises(ValueError, match="g_ref must be finite"):
+        agem_project(g, jnp.array([0.0, jnp.nan]))
+    with pytest.raises(ValueError, match="g must be finite"):
+        agem_project(jnp.array([jnp.nan, 1.0]), jnp.array([0.0, 1.0]))
+    # inside jit the values are unknown: no error, the projection is skipped
+    out = jax.jit(agem_project)(g, jnp.array([0.0, jnp.nan]))
+    np.testing.assert_array_equal(out, g)
+    out = jax.jit(gem_project)(g, jnp.array([[jnp.nan, 1.0]]))
+    np.testing.assert_array_equal(out, g)

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lab._validation import check_positive
+from jaxopt_lab._validation import check_finite, check_positive
 from jaxopt_lab.transforms.perturbed import _int_hparam
 
 __all__ = ["GEMState", "agem", "agem_project", "gem", "gem_project"]
@@ -186,15 +186,23 @@ def gem_project(
     t = _check_memory("G", G, g)
     check_positive("margin", margin, allow_zero=True)
     check_positive("tol", tol)
+    check_finite("g", g)
+    check_finite("G", G)
     max_iters = 3 * t + 10 if max_iters is None else _int_hparam("max_iters", max_iters, 1)
     return _gem_project(g, G, margin, tol, max_iters)[0]
 
 
 def _gem_project(g, G, margin, tol, max_iters):
-    """Unchecked GEM projection; returns ``(g~, violated)``."""
+    """Unchecked GEM projection; returns ``(g~, violated, memory_finite)``.
+
+    A non-finite memory skips the projection (``g`` is returned unchanged) and is
+    reported through ``memory_finite``: projecting onto NaN constraints would turn the
+    whole update into NaN.
+    """
     K, Gg = _gram(G, g)
     dtype = K.dtype
-    violated = jnp.any(Gg < 0)
+    memory_finite = _tree_finite(G)
+    violated = jnp.any(Gg < 0) & memory_finite
 
     def project(_):
         m = jnp.asarray(margin, dtype)
@@ -228,7 +236,12 @@ def _gem_project(g, G, margin, tol, max_iters):
         delta = jnp.linalg.solve(M, jnp.where(active, -resid, 0.0))
         return primal(v + jnp.where(active, delta, 0.0))
 
-    return jax.lax.cond(violated, project, lambda _: g, None), violated
+    return jax.lax.cond(violated, project, lambda _: g, None), violated, memory_finite
+
+
+def _tree_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def agem_project(g: Any, g_ref: Any) -> Any:
@@ -240,11 +253,22 @@ def agem_project(g: Any, g_ref: Any) -> Any:
 
     Returns:
         Projected gradient with the structure of ``g`` (``g`` itself, exactly, when
-        ``g . g_ref >= 0``).
+        ``g . g_ref >= 0`` or when ``g_ref`` is not finite).
+
+    Raises:
+        ValueError: mismatched structures/shapes, or (for concrete inputs, i.e. outside
+            ``jit``) a non-finite ``g`` or ``g_ref``.
 
     References:
         Chaudhry et al. (2019), "Efficient Lifelong Learning with A-GEM".
     """
+    _check_ref(g, g_ref)
+    check_finite("g", g)
+    check_finite("g_ref", g_ref)
+    return _agem_project(g, g_ref)[0]
+
+
+def _check_ref(g: Any, g_ref: Any) -> None:
     if jax.tree.structure(g) != jax.tree.structure(g_ref):
         raise ValueError(
             "g_ref must have the pytree structure of g: "
@@ -253,12 +277,20 @@ def agem_project(g: Any, g_ref: Any) -> Any:
     for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref), strict=True):
         if np.shape(a) != np.shape(b):
             raise ValueError(f"g_ref leaf shape {np.shape(b)} must equal g's {np.shape(a)}")
+
+
+def _agem_project(g: Any, g_ref: Any) -> tuple[Any, jax.Array, jax.Array]:
+    """Unchecked A-GEM; returns ``(g~, violated, ref_finite)``; a non-finite ``g_ref``
+    skips the projection."""
+    ref_finite = _tree_finite(g_ref)
     dot = optax.tree.vdot(g, g_ref)
     sq = optax.tree.norm(g_ref, squared=True)
-    coef = jnp.where(dot < 0, dot / jnp.where(sq > 0, sq, 1.0), 0.0)
-    return jax.tree.map(
-        lambda a, b: jnp.where(dot < 0, (a - coef * b).astype(a.dtype), a), g, g_ref
+    violated = (dot < 0) & ref_finite
+    coef = jnp.where(violated, dot / jnp.where(sq > 0, sq, 1.0), 0.0)
+    out = jax.tree.map(
+        lambda a, b: jnp.where(violated, (a - coef * b).astype(a.dtype), a), g, g_ref
     )
+    return out, violated, ref_finite
 
 
 class GEMState(NamedTuple):
@@ -267,15 +299,20 @@ class GEMState(NamedTuple):
     Attributes:
         count: ``[]`` int32, updates seen.
         num_projected: ``[]`` int32, updates where a constraint was violated.
+        nonfinite_memory: ``[]`` int32, updates whose memory / reference gradient had
+            NaN or Inf entries: the projection was skipped (updates passed through
+            unchanged). Non-zero means the memory is corrupted.
     """
 
     count: jax.Array
     num_projected: jax.Array
+    nonfinite_memory: jax.Array
 
 
 def _init_gem_state(params):
     del params
-    return GEMState(jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32))
+    zero = jnp.zeros([], jnp.int32)
+    return GEMState(zero, zero, zero)
 
 
 def gem(
@@ -288,7 +325,9 @@ def gem(
     is ``None`` (no past task yet) updates pass through unchanged. To keep one compiled
     program while tasks accumulate, allocate ``t = max_tasks`` rows and leave the rows
     of tasks not seen yet at zero: a zero row never binds (``<g~, 0> >= 0``) and does not
-    change the result. Chain it BEFORE the optimizer (it acts on raw gradients)::
+    change the result. A memory with NaN/Inf entries is not projected onto (updates pass
+    through unchanged) and is counted in ``GEMState.nonfinite_memory``. Chain it BEFORE
+    the optimizer (it acts on raw gradients)::
 
         opt = optax.chain(gem(margin=0.5), optax.sgd(0.1))
         updates, state = opt.update(grads, state, params, memory_grads=G)
@@ -312,11 +351,15 @@ def gem(
     def update_fn(updates, state, params=None, *, memory_grads=None, **extra_args):
         del params, extra_args
         if memory_grads is None:
-            return updates, GEMState(state.count + 1, state.num_projected)
+            return updates, state._replace(count=state.count + 1)
         t = _check_memory("memory_grads", memory_grads, updates)
         iters = 3 * t + 10 if max_iters is None else max_iters
-        new, violated = _gem_project(updates, memory_grads, margin, tol, iters)
-        return new, GEMState(state.count + 1, state.num_projected + violated.astype(jnp.int32))
+        new, violated, finite = _gem_project(updates, memory_grads, margin, tol, iters)
+        return new, GEMState(
+            state.count + 1,
+            state.num_projected + violated.astype(jnp.int32),
+            state.nonfinite_memory + (~finite).astype(jnp.int32),
+        )
 
     return optax.GradientTransformationExtraArgs(_init_gem_state, update_fn)
 
@@ -326,7 +369,9 @@ def agem() -> optax.GradientTransformationExtraArgs:
 
     ``update(updates, state, params=None, *, ref_grads=None)``: ``ref_grads`` is the
     gradient on a batch drawn from the episodic memory (pytree like the updates); when
-    ``None``, updates pass through. Chain it BEFORE the optimizer.
+    ``None``, updates pass through. A ``ref_grads`` with NaN/Inf entries is not projected
+    onto (updates pass through) and is counted in ``GEMState.nonfinite_memory``. Chain
+    it BEFORE the optimizer.
 
     Returns:
         ``optax.GradientTransformationExtraArgs`` with :class:`GEMState`.
@@ -338,9 +383,13 @@ def agem() -> optax.GradientTransformationExtraArgs:
     def update_fn(updates, state, params=None, *, ref_grads=None, **extra_args):
         del params, extra_args
         if ref_grads is None:
-            return updates, GEMState(state.count + 1, state.num_projected)
-        violated = optax.tree.vdot(updates, ref_grads) < 0
-        new = agem_project(updates, ref_grads)
-        return new, GEMState(state.count + 1, state.num_projected + violated.astype(jnp.int32))
+            return updates, state._replace(count=state.count + 1)
+        _check_ref(updates, ref_grads)
+        new, violated, finite = _agem_project(updates, ref_grads)
+        return new, GEMState(
+            state.count + 1,
+            state.num_projected + violated.astype(jnp.int32),
+            state.nonfinite_memory + (~finite).astype(jnp.int32),
+        )
 
     return optax.GradientTransformationExtraArgs(_init_gem_state, update_fn)
