@@ -204,11 +204,13 @@ def bench_hvps_to_residual(loss, params, batch, max_lanczos, max_power):
             needed = j
             break
     t0 = time.perf_counter()
-    pw = power_iteration(loss, params, batch, k=1, num_iters=max_power, tol=TARGET_RESID)
+    pw = power_iteration(loss, params, batch, k=1, num_iters=max_power, tol=TARGET_RESID,
+                         key=jax.random.key(0))
     jax.block_until_ready(pw.eigenvalues)
     pw_first = time.perf_counter() - t0  # includes compile
     t0 = time.perf_counter()
-    pw = power_iteration(loss, params, batch, k=1, num_iters=max_power, tol=TARGET_RESID)
+    pw = power_iteration(loss, params, batch, k=1, num_iters=max_power, tol=TARGET_RESID,
+                         key=jax.random.key(0))
     jax.block_until_ready(pw.eigenvalues)
     pw_run = time.perf_counter() - t0
     return {

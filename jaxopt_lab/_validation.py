@@ -174,6 +174,45 @@ def check_params(name: str, x: Any) -> int:
     return dim
 
 
+def check_scalar_function(
+    f: Any, x: Any, args: tuple = (), *, f_name: str = "f", x_name: str = "x"
+) -> None:
+    """Raise unless ``f(x, *args)`` traces to a real floating scalar.
+
+    Only shapes are traced (``jax.eval_shape``, cached like ``jit`` on ``f`` and the
+    argument shapes): nothing is compiled or evaluated. A
+    TypeError/ValueError/IndexError raised while tracing (``x`` of the wrong shape for
+    ``f``, say) becomes a ValueError naming ``x_name``; a non-scalar or non-float output
+    names ``f_name``. Call it after the cheap checks, right before compiling.
+    """
+    check_callable(f_name, f)
+    try:
+        out = jax.eval_shape(f, x, *args)  # cached per (f, shapes): no retrace next call
+    except (TypeError, ValueError, IndexError) as err:
+        shapes = jax.tree_util.tree_map(np.shape, x)
+        raise ValueError(
+            f"{x_name} does not fit {f_name}: calling {f_name} on {x_name} of shape "
+            f"{shapes} fails ({type(err).__name__}: {err})"
+        ) from err
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(
+            f"{f_name} must return a real floating scalar, got "
+            f"{'shape ' + str(shape) + ' and dtype ' + str(dtype) if shape is not None else out}"
+        )
+
+
+def check_same_dtypes(name_a: str, a: Any, name_b: str, b: Any) -> None:
+    """Raise TypeError unless the leaves of two same-structure pytrees share dtypes."""
+    for la, lb in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        da, db = jnp.result_type(la), jnp.result_type(lb)
+        if da != db:
+            raise TypeError(
+                f"{name_a} must have the dtypes of {name_b}: a leaf of dtype {da} "
+                f"against {db} (cast {name_a}, e.g. {name_a}.astype({name_b}.dtype))"
+            )
+
+
 def check_same_structure(name_a: str, a: Any, name_b: str, b: Any) -> None:
     """Raise ValueError unless two pytrees have the same structure and leaf shapes."""
     ta, tb = jax.tree_util.tree_structure(a), jax.tree_util.tree_structure(b)

@@ -14,6 +14,8 @@ from jaxopt_lab.curvature import (
     trace,
 )
 
+K0 = jax.random.key(0)  # the start-vector key (eigsh/power_iteration need one)
+
 
 def _sym_matrix(eigenvalues, seed=0):
     ev = np.asarray(eigenvalues, np.float64)
@@ -46,7 +48,7 @@ def _resid64(a, vals, vecs):
 
 def test_eigsh_both_quadratic_negative_clustered_repeated():
     # num_iters = dim: full Krylov space, so repeated eigenvalues appear with multiplicity.
-    res = eigsh(quad, jnp.zeros(N), A32, k=3, which="both", num_iters=N)
+    res = eigsh(quad, jnp.zeros(N), A32, k=3, which="both", num_iters=N, key=K0)
     dense = np.linalg.eigvalsh(A)  # float64 oracle
     expected = np.concatenate([dense[:3], dense[::-1][:3]])
     np.testing.assert_allclose(np.asarray(res.eigenvalues), expected, atol=1e-4)
@@ -61,15 +63,15 @@ def test_eigsh_both_quadratic_negative_clustered_repeated():
 def test_eigsh_partial_krylov_and_caching():
     # A (clipped) num_iters above dim behaves like num_iters = dim; the same f, shapes and
     # static options reuse the compiled program.
-    r1 = eigsh(quad, jnp.zeros(N), A32, k=3, which="both", num_iters=10 * N)
+    r1 = eigsh(quad, jnp.zeros(N), A32, k=3, which="both", num_iters=10 * N, key=K0)
     after_first = len(TRACES)
-    r2 = eigsh(quad, jnp.ones(N), 2.0 * A32, k=3, which="both", num_iters=N)
+    r2 = eigsh(quad, jnp.ones(N), 2.0 * A32, k=3, which="both", num_iters=N, key=K0)
     assert len(TRACES) == after_first  # second call: no retrace
     np.testing.assert_allclose(r2.eigenvalues, 2.0 * r1.eigenvalues, rtol=1e-5, atol=1e-5)
     # fewer steps than dim: the well separated extremes still converge
     a = _sym_matrix(np.concatenate([[-50.0], np.linspace(0.0, 1.0, 100), [80.0, 60.0]]), 2)
     r3 = eigsh(quad, jnp.zeros(103), jnp.asarray(a, jnp.float32), k=1, which="both",
-               num_iters=30)
+               num_iters=30, key=K0)
     np.testing.assert_allclose(r3.eigenvalues, [-50.0, 80.0], rtol=1e-5)
     np.testing.assert_allclose(r3.residuals, _resid64(a, r3.eigenvalues, r3.eigenvectors),
                                rtol=1e-3, atol=1e-5)
@@ -80,7 +82,7 @@ def rosenbrock(x):
 
 
 def test_eigsh_rosenbrock_minimum():
-    res = eigsh(rosenbrock, jnp.ones(2), k=1, which="both")
+    res = eigsh(rosenbrock, jnp.ones(2), k=1, which="both", key=K0)
     np.testing.assert_allclose(res.eigenvalues, [0.39936, 1001.6006], rtol=1e-4)
     h = np.array([[802.0, -400.0], [-400.0, 200.0]])
     np.testing.assert_allclose(res.residuals, _resid64(h, res.eigenvalues, res.eigenvectors),
@@ -97,7 +99,7 @@ def test_eigsh_least_squares_gram_matrix():
     y = rng.normal(size=64)
     expected = np.linalg.eigvalsh(x.T @ x / 64)
     res = eigsh(least_squares, jnp.zeros(12), jnp.asarray(x, jnp.float32),
-                jnp.asarray(y, jnp.float32), k=2, which="LA", num_iters=12)
+                jnp.asarray(y, jnp.float32), k=2, which="LA", num_iters=12, key=K0)
     np.testing.assert_allclose(res.eigenvalues, expected[::-1][:2], rtol=1e-4)
 
 
@@ -119,7 +121,7 @@ def test_eigsh_flax_nnx_pytree_against_dense_float64():
         model = nnx.merge(graphdef, params)
         return jnp.mean((model(batch[0]) - batch[1]) ** 2)
 
-    res = eigsh(loss, state, batch, k=2, which="both", num_iters=32)
+    res = eigsh(loss, state, batch, k=2, which="both", num_iters=32, key=K0)
     leaves = jax.tree_util.tree_leaves(res.eigenvectors)
     assert all(leaf.shape[0] == 4 for leaf in leaves)
 
@@ -141,7 +143,8 @@ def test_eigsh_flax_nnx_pytree_against_dense_float64():
 def test_eigsh_matvec_inside_jit():
     @jax.jit
     def top(a):
-        return eigsh_matvec(lambda v: a @ v, N, k=2, which="SA", num_iters=N).eigenvalues
+        res = eigsh_matvec(lambda v: a @ v, N, k=2, which="SA", num_iters=N, key=K0)
+        return res.eigenvalues
 
     np.testing.assert_allclose(top(A32), [-6.0, -6.0], atol=1e-4)
 
@@ -149,7 +152,7 @@ def test_eigsh_matvec_inside_jit():
 def test_power_iteration_deflation_top2():
     spectrum = np.concatenate([[10.0, 6.0], np.linspace(-1.0, 2.0, N - 2)])
     a = jnp.asarray(_sym_matrix(spectrum, 5), jnp.float32)
-    res = power_iteration(quad, jnp.zeros(N), a, k=2, num_iters=300, tol=1e-4)
+    res = power_iteration(quad, jnp.zeros(N), a, k=2, num_iters=300, tol=1e-4, key=K0)
     np.testing.assert_allclose(res.eigenvalues, [10.0, 6.0], rtol=1e-4)
     assert bool(np.all(res.converged))
     assert np.all(np.asarray(res.num_hvps) > 1) and np.all(np.asarray(res.num_hvps) < 300)
@@ -210,27 +213,27 @@ def _never_trace(x, *args):
 def test_bad_input_raises_before_compiling():
     x = jnp.zeros(4)
     with pytest.raises(ValueError, match="k"):
-        eigsh(_never_trace, x, k=5)
+        eigsh(_never_trace, x, k=5, key=K0)
     with pytest.raises(ValueError, match="k"):
-        eigsh(_never_trace, x, k=3, which="both")
+        eigsh(_never_trace, x, k=3, which="both", key=K0)
     with pytest.raises(ValueError, match="num_iters"):
-        eigsh(_never_trace, x, num_iters=0)
+        eigsh(_never_trace, x, num_iters=0, key=K0)
     with pytest.raises(ValueError, match="num_iters"):
-        eigsh(_never_trace, x, k=3, num_iters=2)
+        eigsh(_never_trace, x, k=3, num_iters=2, key=K0)
     with pytest.raises(ValueError, match="which"):
-        eigsh(_never_trace, x, which="LM")
+        eigsh(_never_trace, x, which="LM", key=K0)
     with pytest.raises(ValueError, match="x must be finite"):
-        eigsh(_never_trace, x.at[1].set(jnp.nan))
+        eigsh(_never_trace, x.at[1].set(jnp.nan), key=K0)
     with pytest.raises(TypeError, match="k"):
-        eigsh(_never_trace, x, k=1.5)
+        eigsh(_never_trace, x, k=1.5, key=K0)
     with pytest.raises(TypeError, match="x must contain only floating"):
-        eigsh(_never_trace, {"w": x, "count": jnp.array(3)})
+        eigsh(_never_trace, {"w": x, "count": jnp.array(3)}, key=K0)
     with pytest.raises(ValueError, match="x must contain at least one"):
-        eigsh(_never_trace, {})
+        eigsh(_never_trace, {}, key=K0)
     with pytest.raises(ValueError, match="num_iters"):
-        power_iteration(_never_trace, x, num_iters=0)
+        power_iteration(_never_trace, x, num_iters=0, key=K0)
     with pytest.raises(ValueError, match="k"):
-        power_iteration(_never_trace, x, k=9)
+        power_iteration(_never_trace, x, k=9, key=K0)
     with pytest.raises(ValueError, match="method"):
         trace(_never_trace, x, key=jax.random.key(0), method="exact")
     with pytest.raises(ValueError, match="num_probes"):

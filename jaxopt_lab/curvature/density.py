@@ -11,7 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab._validation import check_finite, check_int, check_params, check_positive
+from jaxopt_lab._validation import (
+    as_key,
+    check_callable,
+    check_finite,
+    check_int,
+    check_params,
+    check_positive,
+    check_scalar_function,
+)
 from jaxopt_lab.curvature.hvp import hvp
 from jaxopt_lab.curvature.lanczos import lanczos, tridiagonal_eigh
 
@@ -118,8 +126,7 @@ def spectral_density(
       Ghorbani, Krishnan, Xiao, 2019. An investigation into neural net optimization via
       Hessian eigenvalue density.
     """
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    check_callable("f", f)
     dim = check_params("x", x)
     num_probes = check_int("num_probes", num_probes, minimum=1)
     num_iters = min(check_int("num_iters", num_iters, minimum=1), dim)
@@ -138,6 +145,8 @@ def spectral_density(
         num_grid = 0
     if sigma is not None:
         check_positive("sigma", sigma)
+    key = as_key("key", key)
+    check_scalar_function(f, x, args)
     g, d, nodes, weights, s = _density_jit(
         f,
         x,

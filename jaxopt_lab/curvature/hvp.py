@@ -9,7 +9,14 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab._validation import check_finite, check_same_structure
+from jaxopt_lab._validation import (
+    check_callable,
+    check_params,
+    check_same_dtypes,
+    check_same_structure,
+    check_scalar_function,
+    is_tracer,
+)
 
 PyTree = Any
 
@@ -31,8 +38,9 @@ def hvp(f: Callable[..., jax.Array], x: PyTree, v: PyTree, *args: Any) -> PyTree
       ``H v``, same structure as ``x``.
 
     Raises:
-      ValueError: ``v`` does not match ``x`` (structure or leaf shapes), or a concrete
-        ``x`` holds NaN/Inf (values are not checked under ``jit``).
+      ValueError: ``v`` does not match ``x`` (structure or leaf shapes), ``x`` is empty,
+        or a concrete ``x`` holds NaN/Inf (values are not checked under ``jit``).
+      TypeError: ``x`` has a non-floating leaf, or ``v`` has other dtypes than ``x``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -42,8 +50,12 @@ def hvp(f: Callable[..., jax.Array], x: PyTree, v: PyTree, *args: Any) -> PyTree
     References:
       Pearlmutter, 1994. Fast exact multiplication by the Hessian.
     """
+    check_callable("f", f)
     check_same_structure("v", v, "x", x)
-    check_finite("x", x)  # skipped for tracers (inside jit)
+    check_params("x", x)  # float leaves; values (finite) skipped for tracers (inside jit)
+    check_same_dtypes("v", v, "x", x)
+    if not any(is_tracer(leaf) for leaf in jax.tree_util.tree_leaves((x, v, args))):
+        check_scalar_function(f, x, args)  # eager calls only: no extra trace inside jit
     grad_f = lambda p: jax.grad(f)(p, *args)
     return jax.jvp(grad_f, (x,), (v,))[1]
 
@@ -62,7 +74,9 @@ def hessian(f: Callable[..., jax.Array], x: PyTree, *args: Any) -> jax.Array:
     Returns:
       ``[n, n]`` symmetric array, ``n`` the total number of entries of ``x``.
     """
-    check_finite("x", x)
+    check_callable("f", f)
+    check_params("x", x)
+    check_scalar_function(f, x, args)
     flat, unravel = ravel_pytree(x)
     flat_f = lambda z: f(unravel(z), *args)
     eye = jnp.eye(flat.shape[0], dtype=flat.dtype)

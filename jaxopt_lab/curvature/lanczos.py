@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab._validation import check_finite, check_int, is_tracer
+from jaxopt_lab._validation import as_key, check_callable, check_finite, check_int, is_tracer
 
 __all__ = ["LanczosResult", "lanczos", "tridiagonal_eigh"]
 
@@ -48,6 +48,7 @@ def lanczos_with_beta(
     key: jax.Array | None = None,
 ) -> tuple[LanczosResult, jax.Array]:
     """Like :func:`lanczos` but also returns the final ``beta_m`` (for residual estimates)."""
+    check_callable("matvec", matvec)
     num_iters = check_int("num_iters", num_iters, minimum=1)
     if v0.ndim != 1:
         raise ValueError(f"v0 must be a flat 1-D vector of shape (n,), got shape {v0.shape}")
@@ -58,8 +59,7 @@ def lanczos_with_beta(
     m = num_iters
     dtype = v0.dtype if jnp.issubdtype(v0.dtype, jnp.floating) else jnp.float32
     v0 = v0.astype(dtype)
-    if key is None:
-        key = jax.random.key(0)
+    key = jax.random.key(0) if key is None else as_key("key", key)
     tol = _breakdown_tol(dtype)
     idx = jnp.arange(m)
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab._validation import check_int, check_positive
+from jaxopt_lab._validation import check_int, check_positive, check_scalar_function
 from jaxopt_lab.curvature.critical import check_bounds
 
 __all__ = [
@@ -167,6 +167,9 @@ def curvature_map(
     lower, upper = check_bounds(bounds, dim=2)
     nx, ny = _resolution_pair(resolution)
     check_positive("eig_tol", eig_tol, allow_zero=True)
+    check_scalar_function(
+        f, jax.ShapeDtypeStruct((2,), jnp.float32), tuple(args), x_name="a grid point"
+    )
     # jax's default float dtype (float64 under enable_x64); numpy bounds go straight into the
     # jitted call (no eager jnp dispatch per call)
     dtype = jax.dtypes.canonicalize_dtype(jnp.float64)

@@ -26,6 +26,7 @@ from jaxopt_lab._validation import (
     check_params,
     check_positive,
     check_same_structure,
+    check_scalar_function,
 )
 
 __all__ = [
@@ -215,6 +216,7 @@ def landscape_slice(
         d1, d2 = filter_normalize(d1, x), filter_normalize(d2, x)
     elif normalize == "layer":
         d1, d2 = layer_normalize(d1, x), layer_normalize(d2, x)
+    check_scalar_function(f, x, tuple(args))
     coef, values = _slice(f, resolution, rows_per_batch, x, d1, d2, tuple(args), span)
     coef = np.asarray(coef)
     return LandscapeSlice(coef, coef.copy(), np.asarray(values), d1, d2)

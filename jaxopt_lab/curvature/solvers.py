@@ -17,9 +17,27 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lab._validation import check_callable, check_int_hparam, check_positive
+from jaxopt_lab._validation import (
+    check_callable,
+    check_finite,
+    check_int_hparam,
+    check_positive,
+    check_same_structure,
+)
 
 PyTree = Any
+
+
+def check_matvec(matvec: Any, like: PyTree, like_name: str) -> None:
+    """Raise unless ``matvec(like)`` traces to a pytree with ``like``'s structure and shapes."""
+    check_callable("matvec", matvec)
+    try:
+        out = jax.eval_shape(matvec, like)
+    except (TypeError, ValueError, IndexError) as err:
+        raise ValueError(
+            f"matvec fails on a pytree shaped like {like_name} ({type(err).__name__}: {err})"
+        ) from err
+    check_same_structure(f"matvec({like_name})", out, like_name, like)
 
 __all__ = ["CGResult", "SteihaugResult", "conjugate_gradient", "steihaug_cg"]
 
@@ -66,9 +84,13 @@ def conjugate_gradient(
     References:
       Hestenes & Stiefel, 1952. Methods of conjugate gradients for solving linear systems.
     """
-    check_callable("matvec", matvec)
     max_iters = check_int_hparam("max_iters", max_iters, minimum=1)
     check_positive("tol", tol, allow_zero=True)
+    check_finite("b", b)
+    if x0 is not None:
+        check_same_structure("x0", x0, "b", b)
+        check_finite("x0", x0)
+    check_matvec(matvec, b, "b")
     x = optax.tree.zeros_like(b) if x0 is None else x0
     r = b if x0 is None else optax.tree.cast_like(optax.tree.sub(b, matvec(x)), b)
     rr = optax.tree.vdot(r, r)
@@ -138,10 +160,11 @@ def steihaug_cg(
       Steihaug, 1983. The conjugate gradient method and trust regions in large scale
       optimization. Nocedal & Wright, 2006. Numerical Optimization, Algorithm 7.2.
     """
-    check_callable("matvec", matvec)
     max_iters = check_int_hparam("max_iters", max_iters, minimum=1)
     check_positive("radius", radius)
     check_positive("tol", tol, allow_zero=True)
+    check_finite("g", g)
+    check_matvec(matvec, g, "g")
     radius = jnp.asarray(radius, jnp.result_type(*jax.tree.leaves(g)))
     z = optax.tree.zeros_like(g)
     r = g

@@ -19,7 +19,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab._validation import check_choice, check_int, check_params, check_positive
+from jaxopt_lab._validation import (
+    as_key,
+    check_callable,
+    check_choice,
+    check_int,
+    check_params,
+    check_positive,
+    check_scalar_function,
+)
 from jaxopt_lab.curvature.hvp import hvp
 from jaxopt_lab.curvature.lanczos import lanczos_with_beta, tridiagonal_eigh
 
@@ -78,10 +86,6 @@ class PowerIterationResult(NamedTuple):
     converged: jax.Array
 
 
-def _default_key(key):
-    return jax.random.key(0) if key is None else key
-
-
 def _validate_eigs(k, which, num_iters, dim, tol):
     k = check_int("k", k, minimum=1)
     check_choice("which", which, _WHICH)
@@ -130,7 +134,7 @@ def eigsh_matvec(
     k: int = 1,
     which: str = "LA",
     num_iters: int | None = None,
-    key: jax.Array | None = None,
+    key: Any,
     tol: float = 1e-3,
     v0: jax.Array | None = None,
     dtype: Any = jnp.float32,
@@ -149,7 +153,8 @@ def eigsh_matvec(
       num_iters: Lanczos steps (HVPs); default ``min(dim, max(40, 4K))``. Values above
         ``dim`` are clipped to ``dim`` (the Krylov space cannot be larger); values
         below ``K`` raise ValueError.
-      key: PRNG key for the random start vector and breakdown restarts.
+      key: PRNG key (typed, raw or int seed; required) for the random start vector and
+        breakdown restarts.
       tol: relative residual tolerance used for ``converged``.
       v0: optional start vector ``[dim]`` (overrides the random one).
       dtype: dtype of the random start vector.
@@ -162,9 +167,10 @@ def eigsh_matvec(
       of linear differential and integral operators.
       Saad, 2011. Numerical Methods for Large Eigenvalue Problems (2nd ed.).
     """
+    check_callable("matvec", matvec)
     dim = check_int("dim", dim, minimum=1)
     k, num_iters = _validate_eigs(k, which, num_iters, dim, tol)
-    key = _default_key(key)
+    key = as_key("key", key)
     k_start, k_restart = jax.random.split(key)
     if v0 is None:
         v0 = jax.random.normal(k_start, (dim,), dtype)
@@ -189,7 +195,7 @@ def eigsh(
     k: int = 1,
     which: str = "LA",
     num_iters: int | None = None,
-    key: jax.Array | None = None,
+    key: Any,
     tol: float = 1e-3,
 ) -> EigshResult:
     """Top and/or bottom ``k`` eigenpairs of the Hessian of ``f`` at ``x`` (Lanczos).
@@ -214,7 +220,7 @@ def eigsh(
         ``k`` smallest then the ``k`` largest).
       num_iters: Lanczos steps; default ``min(dim, max(40, 4K))``; clipped to ``dim``;
         must be ``>= K``.
-      key: PRNG key for the start vector (default ``jax.random.key(0)``).
+      key: PRNG key (typed, raw or int seed; required) for the start vector.
       tol: relative residual tolerance for the ``converged`` flags.
 
     Returns:
@@ -224,7 +230,7 @@ def eigsh(
     Example:
       >>> import jax.numpy as jnp
       >>> f = lambda x: 0.5 * jnp.sum(jnp.arange(1.0, 6.0) * x**2)
-      >>> vals = eigsh(f, jnp.zeros(5), k=2).eigenvalues  # ~ [5, 4]
+      >>> vals = eigsh(f, jnp.zeros(5), k=2, key=jax.random.key(0)).eigenvalues  # ~ [5, 4]
 
     References:
       Lanczos, 1950. An iteration method for the solution of the eigenvalue problem
@@ -233,11 +239,11 @@ def eigsh(
       Ghorbani, Krishnan, Xiao, 2019. An investigation into neural net optimization via
       Hessian eigenvalue density.
     """
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    check_callable("f", f)
     dim = check_params("x", x)
     k, num_iters = _validate_eigs(k, which, num_iters, dim, tol)
-    key = _default_key(key)
+    key = as_key("key", key)
+    check_scalar_function(f, x, args)
     vals, vecs, resid, conv = _eigsh_jit(
         f, x, args, key, jnp.asarray(tol, jnp.float32), k=k, which=which, num_iters=num_iters
     )
@@ -297,7 +303,7 @@ def power_iteration_matvec(
     *,
     k: int = 1,
     num_iters: int = 100,
-    key: jax.Array | None = None,
+    key: Any,
     tol: float = 1e-3,
     dtype: Any = jnp.float32,
 ) -> PowerIterationResult:
@@ -308,20 +314,21 @@ def power_iteration_matvec(
       dim: dimension ``n``.
       k: number of dominant eigenpairs (``<= dim``).
       num_iters: maximum HVPs per eigenpair.
-      key: PRNG key for the start vectors (default ``jax.random.key(0)``).
+      key: PRNG key (typed, raw or int seed; required) for the start vectors.
       tol: stop a pair when ``||P H v - lambda v|| <= tol |lambda|`` (``P``: deflation).
       dtype: dtype of the iterates.
 
     Returns:
       :class:`PowerIterationResult` with ``eigenvectors`` of shape ``[k, dim]``.
     """
+    check_callable("matvec", matvec)
     dim = check_int("dim", dim, minimum=1)
     k = check_int("k", k, minimum=1)
     if k > dim:
         raise ValueError(f"k too large: k = {k} exceeds the dimension {dim}")
     num_iters = check_int("num_iters", num_iters, minimum=1)
     check_positive("tol", tol)
-    key = _default_key(key)
+    key = as_key("key", key)
     vecs, vals, resid, hvps, conv = _power_core(matvec, key, dim, dtype, k, num_iters, tol)
     return PowerIterationResult(vals, vecs, resid, hvps, conv)
 
@@ -342,7 +349,7 @@ def power_iteration(
     *args: Any,
     k: int = 1,
     num_iters: int = 100,
-    key: jax.Array | None = None,
+    key: Any,
     tol: float = 1e-3,
 ) -> PowerIterationResult:
     """Dominant Hessian eigenpairs by power iteration with deflation (PyHessian baseline).
@@ -367,7 +374,7 @@ def power_iteration(
       *args: extra arguments of ``f``.
       k: number of eigenpairs.
       num_iters: max HVPs per pair (``>= 1``).
-      key: PRNG key for the start vectors (default ``jax.random.key(0)``).
+      key: PRNG key (typed, raw or int seed; required) for the start vectors.
       tol: relative residual at which a pair stops.
 
     Returns:
@@ -379,15 +386,15 @@ def power_iteration(
       Yao, Gholami, Keutzer, Mahoney, 2020. PyHessian: Neural networks through the
       lens of the Hessian.
     """
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    check_callable("f", f)
     dim = check_params("x", x)
     k = check_int("k", k, minimum=1)
     if k > dim:
         raise ValueError(f"k too large: k = {k} exceeds the dimension {dim}")
     num_iters = check_int("num_iters", num_iters, minimum=1)
     check_positive("tol", tol)
-    key = _default_key(key)
+    key = as_key("key", key)
+    check_scalar_function(f, x, args)
     vals, vecs, resid, hvps, conv = _power_jit(
         f, x, args, key, jnp.asarray(tol, jnp.float32), k=k, num_iters=num_iters
     )

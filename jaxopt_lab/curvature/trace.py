@@ -10,7 +10,14 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lab._validation import check_choice, check_int, check_params
+from jaxopt_lab._validation import (
+    as_key,
+    check_callable,
+    check_choice,
+    check_int,
+    check_params,
+    check_scalar_function,
+)
 from jaxopt_lab.curvature.hvp import hvp
 
 __all__ = ["trace", "trace_matvec"]
@@ -136,8 +143,9 @@ def trace(
       Meyer, Musco, Musco, Woodruff, 2021. Hutch++: Optimal stochastic trace
       estimation.
     """
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    check_callable("f", f)
     dim = check_params("x", x)
     num_probes = _validate(num_probes, method, dim)
+    key = as_key("key", key)
+    check_scalar_function(f, x, args)
     return _trace_jit(f, x, args, key, num_probes=num_probes, method=method)

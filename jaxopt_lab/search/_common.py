@@ -73,7 +73,13 @@ def check_objective(f: Any, lower: Any) -> None:
     if not callable(f):
         raise TypeError(f"f must be a callable f(x: [d]) -> scalar, got {f!r}")
     d = int(np.shape(lower)[0])
-    out = jax.eval_shape(f, jax.ShapeDtypeStruct((d,), jnp.asarray(lower).dtype))
+    try:
+        out = jax.eval_shape(f, jax.ShapeDtypeStruct((d,), jnp.asarray(lower).dtype))
+    except (TypeError, ValueError, IndexError) as err:
+        raise ValueError(
+            f"f fails on one point x of shape ({d},) (the dimension of bounds): "
+            f"{type(err).__name__}: {err}"
+        ) from err
     shape = getattr(out, "shape", None)
     if shape != ():
         raise ValueError(

@@ -27,11 +27,20 @@ __all__ = ["require_extra_arg"]
 
 
 def require_extra_arg(name: str, value: Any, transform: str) -> Any:
-    """Return ``value``; raise ValueError naming ``name`` when it is None (not passed)."""
+    """Return ``value``; raise naming ``name`` when it is None (not passed).
+
+    Raises:
+      ValueError: ``value`` is None.
+      TypeError: ``name`` ends in ``_fn`` and ``value`` is not callable.
+    """
     if value is None:
         raise ValueError(
             f"{transform}.update requires the keyword argument {name}=...; see "
             "jaxopt_lab.transforms._extra_args for the extra-argument names and "
             "jaxopt_lab.curvature.operators for builders"
+        )
+    if name.endswith("_fn") and not callable(value):
+        raise TypeError(
+            f"{transform}.update: {name} must be callable, got {type(value).__name__}"
         )
     return value

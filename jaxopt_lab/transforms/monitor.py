@@ -70,6 +70,10 @@ def gradient_monitor(
         >>> round(float(state.grad_norm), 5), round(float(state.update_ratio), 5)
         (5.0, 0.1)
     """
+    if inner is not None and not isinstance(inner, optax.GradientTransformation):
+        raise TypeError(
+            f"inner must be an optax.GradientTransformation or None, got {type(inner).__name__}"
+        )
     inner_tx = None if inner is None else optax.with_extra_args_support(inner)
 
     def init_fn(params):

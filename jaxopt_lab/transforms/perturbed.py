@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lab._validation import as_key, check_int_hparam, check_positive
+from jaxopt_lab._validation import as_key, check_int_hparam, check_params, check_positive
 
 __all__ = ["PerturbedGDState", "perturbed_gd", "sample_uniform_ball"]
 
@@ -43,6 +43,9 @@ def sample_uniform_ball(key: jax.Array, like: Any, radius: Any) -> Any:
     Returns:
         Pytree like ``like`` with ``||xi|| <= r``, uniformly distributed in the ball.
     """
+    key = as_key("key", key)
+    check_params("like", like)
+    check_positive("radius", radius, allow_zero=True)
     leaves, treedef = jax.tree.flatten(like)
     d = sum(int(np.size(x)) for x in leaves)
     k_dir, k_rad = jax.random.split(key)
