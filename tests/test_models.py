@@ -381,3 +381,50 @@ def test_bad_arguments_raise_before_compiling():
         cnn((3, 3, 1), 10, channels=(4, 4))
     with pytest.raises(TypeError, match="in_dim"):
         mlp(2.5, [3], 2)
+
+
+def test_losses_check_labels_and_targets():
+    x = jnp.ones((4, 3))
+    model = mlp(3, [4], 10)
+    params = model.init(0)
+    ok = jnp.array([0, 9, 3, 1])
+    assert np.isfinite(float(model.loss(params, (x, ok))))
+    # out-of-range labels: -1 would be scored as class 9 and 10 gives a NaN loss
+    for bad in ([-1, 0, 1, 2], [0, 1, 2, 10]):
+        with pytest.raises(ValueError, match=r"labels must be in \[0, 10\)"):
+            model.loss(params, (x, jnp.array(bad)))
+    with pytest.raises(ValueError, match="labels must be integer"):
+        model.loss(params, (x, ok.astype(jnp.float32)))
+    with pytest.raises(ValueError, match="batch"):
+        model.loss(params, (x, ok[:3]))  # 3 labels for 4 inputs
+    with pytest.raises(ValueError, match="labels must have shape"):
+        model.loss(params, (x, ok[:, None]))
+    with pytest.raises(ValueError, match="batch must be a pair"):
+        model.loss(params, (x, ok, ok))
+    # under jit the values are unknown: shape/dtype checks still run, range checks do not
+    jitted = jax.jit(model.loss)
+    assert np.isfinite(float(jitted(params, (x, ok))))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        jitted(params, (x, ok[:, None]))
+    # gradients with concrete labels are checked too
+    with pytest.raises(ValueError, match="labels must be in"):
+        jax.grad(model.loss)(params, (x, jnp.array([0, 1, 2, 10])))
+
+    reg = mlp(3, [4], 3, loss="mse")
+    rp = reg.init(0)
+    good = jnp.zeros((4, 3))
+    np.testing.assert_allclose(
+        reg.loss(rp, (x, good)), np.mean(np.asarray(reg.apply(rp, x)) ** 2), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="batch"):  # [3] for 4 inputs: broadcast before
+        reg.loss(rp, (x, jnp.zeros(3)))
+    for bad_shape in ((4, 1), (4,), (4, 3, 1)):
+        with pytest.raises(ValueError, match="targets must have the model output's shape"):
+            reg.loss(rp, (x, jnp.zeros(bad_shape)))
+    # loss_fn used directly checks the same way
+    from jaxopt_lab.models import loss_fn
+
+    with pytest.raises(ValueError, match="targets"):
+        loss_fn("mse")(jnp.zeros((3, 3)), jnp.zeros(3))
+    with pytest.raises(ValueError, match="labels"):
+        loss_fn("cross_entropy")(jnp.zeros((2, 10)), jnp.array([0, 10]))

@@ -35,7 +35,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxopt_lab._validation import check_choice, check_int, check_positive
+from jaxopt_lab._validation import check_choice, check_int, check_positive, is_tracer
 
 Params = dict[str, Any]
 
@@ -164,26 +164,93 @@ def loss_fn(kind: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """Return ``f(prediction, target) -> scalar`` for ``kind`` in :data:`LOSSES`.
 
     ``"cross_entropy"``: ``prediction`` holds logits ``[..., classes]`` and ``target``
-    integer labels ``[...]``; mean over all leading positions.
-    ``"mse"``: mean of ``(prediction - target)^2`` over all elements; a target with
-    one axis fewer than a prediction whose last axis is 1 is compared to
-    ``prediction[..., 0]``.
+    integer labels ``[...]`` (shape ``prediction.shape[:-1]``, values in
+    ``[0, classes)``); mean over all leading positions.
+    ``"mse"``: mean of ``(prediction - target)^2`` over all elements; the target must
+    have the prediction's shape, or one axis fewer when the prediction's last axis is 1
+    (then it is compared to ``prediction[..., 0]``): no silent broadcasting.
+
+    Shapes and dtypes are checked at trace time (always); label values only when they
+    are concrete (not inside ``jit``). Either raises ValueError naming ``labels`` or
+    ``targets``.
     """
     check_choice("loss", kind, LOSSES)
     if kind == "cross_entropy":
 
         def ce(logits, y):
+            check_labels(y, np.shape(logits))
             return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
 
         return ce
 
     def mse(pred, y):
+        check_targets(y, np.shape(pred))
         y = jnp.asarray(y, pred.dtype)
         if y.ndim == pred.ndim - 1 and pred.shape[-1] == 1:
             pred = pred[..., 0]
         return jnp.mean((pred - y) ** 2)
 
     return mse
+
+
+def check_labels(labels: Any, logits_shape: tuple[int, ...]) -> None:
+    """Raise ValueError unless ``labels`` are integer class indices for ``logits_shape``.
+
+    Dtype and shape (``logits_shape[:-1]``) are always checked; the range
+    ``[0, classes)`` only for concrete values (skipped for tracers).
+    """
+    dtype = getattr(labels, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(labels).dtype
+    if not (jnp.issubdtype(dtype, jnp.integer) and not jnp.issubdtype(dtype, jnp.bool_)):
+        raise ValueError(f"labels must be integer class indices, got dtype {dtype}")
+    shape, want = np.shape(labels), tuple(logits_shape[:-1])
+    if shape != want:
+        raise ValueError(
+            f"labels must have shape {want} (the model output {tuple(logits_shape)} without "
+            f"its class axis), got {shape}"
+        )
+    if not is_tracer(labels):
+        arr = np.asarray(labels)
+        classes = logits_shape[-1]
+        if arr.size and (arr.min() < 0 or arr.max() >= classes):
+            raise ValueError(
+                f"labels must be in [0, {classes}) for {classes} classes, got values in "
+                f"[{arr.min()}, {arr.max()}]"
+            )
+
+
+def check_targets(targets: Any, pred_shape: tuple[int, ...]) -> None:
+    """Raise ValueError unless the MSE ``targets`` match ``pred_shape`` (no broadcasting).
+
+    Accepted: the prediction's shape, or that shape without a trailing axis of size 1.
+    """
+    shape, pred_shape = np.shape(targets), tuple(pred_shape)
+    ok = shape == pred_shape or (
+        len(pred_shape) >= 1 and pred_shape[-1] == 1 and shape == pred_shape[:-1]
+    )
+    if not ok:
+        raise ValueError(
+            f"targets must have the model output's shape {pred_shape}"
+            + (f" or {pred_shape[:-1]}" if pred_shape and pred_shape[-1] == 1 else "")
+            + f", got {shape}"
+        )
+
+
+def _check_batch(batch: Any) -> tuple[Any, Any]:
+    if not isinstance(batch, tuple | list) or len(batch) != 2:
+        raise ValueError(
+            f"batch must be a pair (x, y), got {type(batch).__name__}"
+            + (f" of length {len(batch)}" if isinstance(batch, tuple | list) else "")
+        )
+    x, y = batch
+    nx, ny = np.shape(x), np.shape(y)
+    if nx and ny and nx[0] != ny[0]:
+        raise ValueError(
+            f"batch (x, y) must hold as many targets/labels as inputs: x has {nx[0]} "
+            f"(shape {nx}), y has {ny[0]} (shape {ny})"
+        )
+    return x, y
 
 
 def as_float(x: Any) -> jax.Array:
@@ -245,9 +312,26 @@ def make_model(
         x, y = batch
         return lossf(apply(params, x), y)
 
+    loss_jit = jax.jit(loss_)
+    out_classes: dict = {}
+
+    def loss_checked(params, batch):
+        x, y = _check_batch(batch)
+        # Shapes and dtypes are checked while tracing (in lossf); the label RANGE needs
+        # values, so it is checked here when they are concrete (not under jit/vmap).
+        if loss == "cross_entropy" and not is_tracer(y) and not is_tracer(x):
+            key = (np.shape(x), jax.tree_util.tree_structure(params),
+                   tuple(np.shape(leaf) for leaf in jax.tree_util.tree_leaves(params)))
+            if key not in out_classes:
+                out_classes[key] = jax.eval_shape(apply, params, x).shape
+            check_labels(y, out_classes[key])
+        return loss_jit(params, (x, y))
+
     init.__doc__ = f"Initialize {name} parameters from a PRNG key (plain nested dict)."
     apply.__doc__ = f"Apply {name}: ``apply(params, x, *, return_activations=False)``."
-    loss_.__doc__ = f"Mean {loss} loss of {name} on ``batch = (x, y)``."
+    loss_checked.__doc__ = (
+        f"Mean {loss} loss of {name} on ``batch = (x, y)`` (labels/targets checked)."
+    )
     # jit-wrapped so eager calls compile once per shape instead of op by op; inside a
     # caller's jit/vmap/grad they are simply inlined.
     init_jit = jax.jit(init)
@@ -261,7 +345,7 @@ def make_model(
     return Model(
         init=init_,
         apply=jax.jit(apply, static_argnames=("return_activations",)),
-        loss=jax.jit(loss_),
+        loss=loss_checked,
         name=name,
         layers=layers,
     )
