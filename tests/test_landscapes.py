@@ -333,3 +333,26 @@ def test_catalog_points_classify_in_float32_with_default_tolerances():
         assert bad.size == 0, (name, xs[bad], got.kind[bad], got.grad_norm[bad])
         shifted = classify_batch(L.fn, xs + 0.05)
         assert np.all(shifted.kind == "not_critical"), name
+
+
+def test_separable_landscapes_build_in_linear_size_with_a_lazy_catalog():
+    d = 100_000
+    L = landscapes.get("rastrigin", dim=d)
+    assert not L.catalog_built  # the O(d^2) catalog was not materialised
+    assert "not built yet" in repr(L)
+    assert L.f_min == 0.0 and L.global_minima.shape == (1, d)
+    np.testing.assert_array_equal(L.global_minima, 0.0)
+    assert float(L(jnp.zeros(d))) == pytest.approx(0.0, abs=1e-6)
+    assert L.bounds[0].shape == (d,)
+    assert not L.catalog_built
+    S = landscapes.get("styblinski_tang", dim=d)
+    assert not S.catalog_built
+    np.testing.assert_allclose(S.global_minima, -2.903534027771177, rtol=1e-12)
+    np.testing.assert_allclose(S.f_min, -39.16616570377142 * d, rtol=1e-9)
+    # a small dimension: the lazily built catalog agrees with the eager fields
+    small = landscapes.get("styblinski_tang", dim=3)
+    fmin, gmin = small.f_min, small.global_minima
+    pts = small.critical_points
+    assert small.catalog_built and len(pts) == 27
+    assert pts[0].value == fmin and np.array_equal(pts[0].x, gmin[0])
+    assert small.critical_points is pts  # built once

@@ -86,7 +86,9 @@ class Landscape:
         below on R^d; for a continuum of minimizers, representative points).
       f_min: global minimum value (``-inf`` when unbounded below).
       critical_points: catalogued critical points (all of them inside ``bounds`` for the
-        2-D landscapes; a documented subset for N-d ones, see ``catalog_note``).
+        2-D landscapes; a documented subset for N-d ones, see ``catalog_note``). May be
+        given as a zero-argument callable returning them: the catalog is then built on
+        first access of ``.critical_points`` (N-d catalogs hold O(d^2) numbers).
       extras: extra data (e.g. ``"A"`` for :func:`quadratic`, ``"X"``, ``"y"`` for
         :func:`least_squares`, ``"c"`` for :func:`deep_linear_scalar`).
       description: formula and notes.
@@ -99,7 +101,9 @@ class Landscape:
     bounds: tuple[np.ndarray, np.ndarray]
     global_minima: np.ndarray
     f_min: float
-    critical_points: tuple[CriticalPoint, ...] = ()
+    # default_factory (not a default value) leaves no class attribute behind, so that a
+    # lazy catalog can be materialised by __getattr__ on first access
+    critical_points: tuple[CriticalPoint, ...] = dataclasses.field(default_factory=tuple)
     extras: dict = dataclasses.field(default_factory=dict)
     description: str = ""
     catalog_note: str = ""
@@ -111,12 +115,32 @@ class Landscape:
         )
         object.__setattr__(self, "global_minima", _frozen_array(self.global_minima, (self.dim,)))
         object.__setattr__(self, "f_min", float(self.f_min))
-        object.__setattr__(self, "critical_points", tuple(self.critical_points))
+        if callable(self.critical_points):
+            object.__setattr__(self, "_catalog_builder", self.critical_points)
+            object.__delattr__(self, "critical_points")
+        else:
+            object.__setattr__(self, "critical_points", tuple(self.critical_points))
         object.__setattr__(self, "fn", _shape_checked(self.fn, int(self.dim), self.name))
 
     def __call__(self, x):
         """Evaluate ``fn(x)`` for one point ``x`` of shape (dim,)."""
         return self.fn(x)
+
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: a lazy catalog not built yet.
+        if name == "critical_points":
+            builder = self.__dict__.get("_catalog_builder")
+            if builder is not None:
+                points = tuple(builder())
+                object.__setattr__(self, "critical_points", points)
+                return points
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def catalog_built(self) -> bool:
+        """Whether ``critical_points`` has been materialised (False until first access
+        for a lazily catalogued landscape)."""
+        return "critical_points" in self.__dict__
 
     @property
     def matrix(self) -> np.ndarray | None:
@@ -131,10 +155,12 @@ class Landscape:
         return np.stack([p.x for p in self.critical_points])
 
     def __repr__(self) -> str:
-        return (
-            f"Landscape(name={self.name!r}, dim={self.dim}, f_min={self.f_min}, "
-            f"{len(self.critical_points)} critical points)"
+        count = (
+            f"{len(self.critical_points)} critical points"
+            if self.catalog_built
+            else "critical points not built yet"
         )
+        return f"Landscape(name={self.name!r}, dim={self.dim}, f_min={self.f_min}, {count})"
 
 
 @functools.lru_cache(maxsize=1)

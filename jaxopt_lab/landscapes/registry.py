@@ -127,38 +127,67 @@ def _nd_catalog(name: str, dim: int, gmin: np.ndarray, fmin: float):
 
 
 def _separable(name: str, dim: int, per_coord: Callable[[float], float], offset: float):
-    """Catalog of a separable sum ``f = offset * d + sum_i g(x_i)`` from its 1-D roots."""
+    """Catalog of a separable sum ``f = offset * d + sum_i g(x_i)`` from its 1-D roots.
+
+    Returns ``(build, note, (x_min, f_min))``: ``build()`` makes the catalog (O(d^2)
+    numbers for the one-coordinate subset, so :class:`Landscape` calls it lazily);
+    the note and the global minimum cost O(1) and O(d). ``build`` is None without a
+    catalog file.
+    """
     entry = catalog_entry(f"{name}@1d")
     if not entry:
-        return (), "no catalog file found"
+        return None, "no catalog file found", None
     roots = [(p["x"][0], p["kind"]) for p in entry["critical_points"]]
     gidx = int(np.argmin([per_coord(r) for r, _ in roots]))
     n = len(roots)
-    if n**dim <= MAX_PRODUCT_POINTS:
-        combos = itertools.product(range(n), repeat=dim)
+    complete = _power_at_most(n, dim, MAX_PRODUCT_POINTS)
+    if complete:
         note = f"complete: product of the {n} 1-D critical points in the bounds ({n}^{dim})"
     else:
-        base = [gidx] * dim
-        combos = [tuple(base)]
-        for i in range(dim):
-            for j in range(n):
-                if j != gidx:
-                    c = list(base)
-                    c[i] = j
-                    combos.append(tuple(c))
         note = (
             f"subset: {n}^{dim} > {MAX_PRODUCT_POINTS} critical points in the bounds; listed "
             "are the global minimum and all points differing from it in one coordinate"
         )
-    pts = []
-    for combo in combos:
-        x = np.array([roots[j][0] for j in combo])
-        n_max = sum(roots[j][1] == "maximum" for j in combo)
-        kind = "minimum" if n_max == 0 else ("maximum" if n_max == dim else "saddle")
-        value = offset * dim + sum(per_coord(roots[j][0]) for j in combo)
-        pts.append(CriticalPoint(x, kind, value))
-    pts.sort(key=lambda p: (p.value, tuple(p.x)))
-    return tuple(pts), note + " (kinds and values from the separable structure)"
+    note += " (kinds and values from the separable structure)"
+
+    def value(combo):
+        return offset * dim + sum(per_coord(roots[j][0]) for j in combo)
+
+    def build():
+        if complete:
+            combos = itertools.product(range(n), repeat=dim)
+        else:
+            base = [gidx] * dim
+            combos = [tuple(base)]
+            for i in range(dim):
+                for j in range(n):
+                    if j != gidx:
+                        c = list(base)
+                        c[i] = j
+                        combos.append(tuple(c))
+        pts = []
+        for combo in combos:
+            x = np.array([roots[j][0] for j in combo])
+            n_max = sum(roots[j][1] == "maximum" for j in combo)
+            kind = "minimum" if n_max == 0 else ("maximum" if n_max == dim else "saddle")
+            pts.append(CriticalPoint(x, kind, value(combo)))
+        pts.sort(key=lambda p: (p.value, tuple(p.x)))
+        return tuple(pts)
+
+    # the global minimum: every coordinate at the lowest 1-D root (the catalog's first
+    # point, with the same value arithmetic)
+    gmin = (np.full(dim, float(roots[gidx][0])), value(itertools.repeat(gidx, dim)))
+    return build, note, gmin
+
+
+def _power_at_most(n: int, dim: int, limit: int) -> bool:
+    """``n ** dim <= limit`` without building a dim-digit integer (dim may be 1e8)."""
+    total = 1
+    for _ in range(dim):
+        total *= n
+        if total > limit:
+            return False
+    return True
 
 
 def _rosenbrock(dim):
@@ -172,7 +201,8 @@ def _rosenbrock(dim):
 
 def _rastrigin(dim):
     g = lambda t: t * t - 10.0 * math.cos(2.0 * math.pi * t)
-    pts, note = _separable("rastrigin", dim, g, 10.0)
+    build, note, _ = _separable("rastrigin", dim, g, 10.0)
+    pts = build if build is not None else ()
     return Landscape(
         "rastrigin", F.rastrigin, dim, _box(-5.12, 5.12, dim), np.zeros((1, dim)), 0.0, pts,
         {}, "10 d + sum x_i^2 - 10 cos(2 pi x_i), global minimum 0 at 0.", note,
@@ -181,10 +211,10 @@ def _rastrigin(dim):
 
 def _styblinski_tang(dim):
     h = lambda t: 0.5 * (t**4 - 16.0 * t**2 + 5.0 * t)
-    pts, note = _separable("styblinski_tang", dim, h, 0.0)
-    if pts:
-        gmin = pts[0].x[None]
-        fmin = pts[0].value
+    build, note, best = _separable("styblinski_tang", dim, h, 0.0)
+    pts = build if build is not None else ()
+    if best is not None:
+        gmin, fmin = best[0][None], best[1]
     else:  # closed form fallback (root of 4t^3 - 32t + 5 = 0)
         t = -2.903534027771177
         gmin, fmin = np.full((1, dim), t), dim * h(t)
