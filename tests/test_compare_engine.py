@@ -189,8 +189,8 @@ def test_records_and_csv_roundtrip(result, tmp_path):
             else:
                 assert a[k] == b[k]
     meta = result.meta
-    for k in ("config", "versions", "device_kind", "device_count", "compile_seconds",
-              "run_seconds", "date"):
+    for k in ("config", "versions", "device", "key", "compile_seconds", "run_seconds",
+              "date"):
         assert k in meta
     assert meta["versions"]["optax"] == optax.__version__
 
@@ -211,9 +211,10 @@ def test_compile_cache_reused_and_landscape_defaults():
     assert first.meta["cache_misses"] == 1 or first.meta["compile_seconds"] == 0.0
     assert second.meta["compile_seconds"] == 0.0 and second.meta["cache_hits"] == 1
     assert after["compiles"] == before["compiles"] and after["hits"] == before["hits"] + 1
-    # defaults: center from the saddle, Gaussian starts of scale 1e-3, target 1e-3 above f_min
+    # defaults: center from the saddle, starts uniform in the ball of radius 1e-3, target 1e-3
+    # above f_min
     cfg = second.meta["config"]
-    assert cfg["escape_center"] == [0.0, 0.0] and cfg["init"]["mode"] == "gaussian"
+    assert cfg["escape_center"] == [0.0, 0.0] and cfg["init"]["mode"] == "ball"
     assert cfg["init"]["scale"] == pytest.approx([1e-3, 1e-3])
     assert cfg["hit_threshold"] == pytest.approx(-1.00500625 + 1e-3)
     assert np.all(np.isinf(second.metrics["m"]["hit_step"]))  # 12 steps: no hit yet
@@ -231,6 +232,9 @@ def test_compile_cache_reused_and_landscape_defaults():
         ({"optimizers": {}}, ValueError, "optimizers"),
         ({"num_seeds": 0}, ValueError, "num_seeds"),
         ({"steps": -1}, ValueError, "steps"),
+        ({"steps": 0}, ValueError, "steps"),
+        ({"record_every": 10**9, "num_seeds": 10**6, "steps": 10**9}, ValueError,
+         "record_every"),
         ({"escape_radius": 0.0}, ValueError, "escape_radius"),
         ({"escape_radius": -1.0}, ValueError, "escape_radius"),
         ({"init": np.zeros((SEEDS, 3))}, ValueError, "init"),
@@ -258,16 +262,16 @@ def test_escape_center_without_radius_is_an_error():
 
 def test_grid_split_into_traced_and_static_groups():
     """Float lists are traced (one program); bools/ints/strings are static groups."""
-    from jaxopt_lab.compare.engine import _make_family
+    from jaxopt_lab.compare.families import make_family
 
-    fam = _make_family("sgd", (optax.sgd, {"learning_rate": [0.1, 0.2, 0.3],
+    fam = make_family("sgd", (optax.sgd, {"learning_rate": [0.1, 0.2, 0.3],
                                            "nesterov": [False, True], "momentum": [0.9]}))
     assert len(fam.hparams) == 6
     assert [g.static for g in fam.groups] == [{"nesterov": False}, {"nesterov": True}]
     assert [g.indices for g in fam.groups] == [[0, 2, 4], [1, 3, 5]]
     np.testing.assert_allclose(fam.groups[1].traced["learning_rate"], [0.1, 0.2, 0.3])
     assert set(fam.groups[0].traced) == {"learning_rate", "momentum"}
-    fam = _make_family("adam", ("adam", {"learning_rate": [1e-3]}))  # optax name resolves
+    fam = make_family("adam", ("adam", {"learning_rate": [1e-3]}))  # optax name resolves
     assert fam.factory is optax.adam and fam.hparams == [{"learning_rate": 1e-3}]
 
 

@@ -41,7 +41,7 @@ SCRIPT = textwrap.dedent("""
     assert jax.device_count() == 4, jax.devices()
     from test_compare_sharding import call
     res = call()
-    out = {{"device_count": np.array(res.meta["device_count"])}}
+    out = {{"device_count": np.array(res.meta["device"]["count"])}}
     for name in res.optimizers:
         for k, v in res.metrics[name].items():
             out[name + "/" + k] = v
@@ -60,7 +60,7 @@ def test_four_devices_equal_one(tmp_path):
     sharded = np.load(path)
     assert int(sharded["device_count"]) == 4
     single = call()
-    assert single.meta["device_count"] == jax.device_count()
+    assert single.meta["device"]["count"] == jax.device_count()
     n_finite = 0
     for name in single.optimizers:
         for k, v in single.metrics[name].items():

@@ -40,8 +40,8 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {here!r})
     from jaxopt_lab.compare import store
     _save = store.RunStore.save_chunk
-    def slow_save(self, name, arrays):
-        _save(self, name, arrays)
+    def slow_save(self, name, arrays, identity):
+        _save(self, name, arrays, identity)
         time.sleep(1.0)  # a wide window to kill it in, even on a loaded machine
     store.RunStore.save_chunk = slow_save
     from test_compare_store import call
@@ -111,13 +111,68 @@ def test_store_atomic_chunk_files(tmp_path):
     from jaxopt_lab.compare.store import RunStore
 
     s = RunStore(tmp_path, {"a": 1})
-    s.save_chunk("c0", {"x": np.arange(3.0)})
+    ident = s.identity("c0", seeds=[0, 3])
+    s.save_chunk("c0", {"x": np.arange(3.0), "m": {"y": np.ones(2, bool)}}, ident)
     assert s.has_chunk("c0") and not s.has_chunk("c1")
-    np.testing.assert_array_equal(s.load_chunk("c0")["x"], np.arange(3.0))
+    got = s.load_chunk("c0", ident)
+    np.testing.assert_array_equal(got["x"], np.arange(3.0))
+    np.testing.assert_array_equal(got["m"]["y"], np.ones(2, bool))
     assert not [f for f in os.listdir(tmp_path / "chunks") if f.startswith(".tmp")]
     # a chunk file without a manifest entry (killed between the two writes) is not trusted
     os.replace(tmp_path / "chunks" / "c0.npz", tmp_path / "chunks" / "c9.npz")
     s2 = RunStore(tmp_path, {"a": 1})
-    assert not s2.has_chunk("c0") and not s2.has_chunk("c9")
+    assert not s2.has_chunk("c9")
+    with pytest.warns(RuntimeWarning, match="c0.npz"):  # listed, but the file is gone
+        assert s2.load_chunk("c0", ident) is None
+    assert not s2.has_chunk("c0")
     with pytest.raises(ValueError, match="different configuration"):
         RunStore(tmp_path, {"a": 2})
+    # stray temporary files of a killed writer are removed when the directory is reopened
+    (tmp_path / "chunks" / ".tmp-abc123").write_bytes(b"partial")
+    RunStore(tmp_path, {"a": 1})
+    assert not (tmp_path / "chunks" / ".tmp-abc123").exists()
+
+
+def _chunk(out, name):
+    return os.path.join(out, "chunks", f"{name}.npz")
+
+
+def test_bad_chunks_are_reported_by_path_and_recomputed(tmp_path):
+    """Swapped, foreign and damaged chunk files never resume into wrong records."""
+    import warnings
+
+    reference = call()
+    out = str(tmp_path / "run")
+    call(out)
+    # 1. two chunk files swapped: identities (chunk index, seed range) no longer match
+    a, b = _chunk(out, "f000-g000-c000000"), _chunk(out, "f000-g000-c000001")
+    tmp = a + ".swap"
+    os.replace(a, tmp), os.replace(b, a), os.replace(tmp, b)
+    # 2. a damaged file (truncated: bad zip / CRC)
+    c = _chunk(out, "f000-g000-c000002")
+    data = open(c, "rb").read()
+    open(c, "wb").write(data[: len(data) // 2])
+    # 3. a chunk copied from a run with another learning rate (same file name)
+    other = str(tmp_path / "other")
+    compare.run(
+        objective, {"sgd": (optax.sgd, {"learning_rate": [0.07, 0.2], "momentum": [0.9]})},
+        num_seeds=NUM_SEEDS, steps=20, key=jax.random.key(9), dim=2,
+        init=("gaussian", [0.0, 0.0], 0.1), escape_center=[0.0, 0.0], escape_radius=0.5,
+        target=-0.9, chunk_size=CHUNK, out_dir=other)
+    d = _chunk(out, "f000-g000-c000003")
+    os.replace(_chunk(other, "f000-g000-c000003"), d)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = call(out)
+    bad = {str(w.message).split("chunk file ")[1].split(" is not")[0].strip("'")
+           for w in caught if "not usable" in str(w.message)}
+    assert bad == {a, b, c, d}
+    assert sorted(resumed.meta["rejected_chunks"]) == sorted([a, b, c, d])
+    assert resumed.meta["resumed_chunks"] == NUM_SEEDS // CHUNK - 4
+    assert resumed.records() == reference.records()
+    # the recomputed chunks are good now: a third run resumes every chunk, silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = call(out)
+    assert again.meta["resumed_chunks"] == NUM_SEEDS // CHUNK
+    assert again.records() == reference.records()

@@ -12,6 +12,7 @@ reads: rebinding a global between two calls does not invalidate the cache.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import types
@@ -49,6 +50,9 @@ def fingerprint(obj: Any, refs: list | None = None, *, stable: bool = False, _de
     if isinstance(obj, dict):
         items = sorted(obj.items(), key=lambda kv: repr(kv[0]))
         return ("dict", tuple((repr(k), fp(v)) for k, v in items))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return ("dataclass", type(obj).__module__, type(obj).__qualname__,
+                tuple((f.name, fp(getattr(obj, f.name))) for f in dataclasses.fields(obj)))
     if isinstance(obj, functools.partial):
         return ("partial", fp(obj.func), fp(obj.args), fp(obj.keywords))
     if isinstance(obj, types.FunctionType):
