@@ -14,8 +14,8 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
-import json
 import math
 import os
 import sys
@@ -115,7 +115,8 @@ def _finite_float(text: str) -> float:
 def _load_landscape(name: str, dim: int | None):
     from jaxopt_lab import landscapes
 
-    return landscapes.get(name, dim=dim) if dim is not None else landscapes.get(name)
+    return _flagged(lambda: landscapes.get(name, dim=dim) if dim is not None
+                    else landscapes.get(name), {"name": "LANDSCAPE", "dim": "--dim"})
 
 
 def _load_for_point(name: str, dim: int | None, coords: Sequence[float]):
@@ -166,6 +167,21 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def _png_path(flag: str, path: str) -> str:
+    """The image file a ``--out``-like flag names: ``.png`` appended when it has no
+    extension; its directory must exist (nothing is created behind the user's back)."""
+    if os.path.isdir(path):
+        raise CLIError(f"{flag} must be a file name, {path!r} is a directory")
+    if not os.path.splitext(path)[1]:
+        path += ".png"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CLIError(f"{flag}: directory {os.path.dirname(path) or '.'!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CLIError(f"{flag}: directory {os.path.dirname(path) or '.'!r} is not writable")
+    return path
+
+
 def _stderr_is_tty() -> bool:
     try:
         return sys.stderr.isatty()
@@ -176,293 +192,155 @@ def _stderr_is_tty() -> bool:
 # ----------------------------------------------------------------------------- list
 
 
+def _first_sentence(text: str, width: int = 72) -> str:
+    line = " ".join((text or "").split())
+    cut = line.find(". ")
+    line = line if cut < 0 else line[:cut + 1]
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
+def _landscape_rows() -> list[list[str]]:
+    from jaxopt_lab import landscapes
+
+    rows = []
+    for name in landscapes.names():
+        land = landscapes.get(name)
+        dim = f"{land.dim} (any)" if landscapes.takes_dim(name) else str(land.dim)
+        kinds: dict = {}
+        for cp in land.critical_points:  # the default (low) dimension: a small catalog
+            kinds[cp.kind] = kinds.get(cp.kind, 0) + 1
+        catalog = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "-"
+        rows.append([name, dim, catalog, _first_sentence(land.description, 60)])
+    return rows
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    """Print the registered landscapes, optimizers and experiments."""
-    sections = []
-    try:
-        from jaxopt_lab import landscapes
+    """Print the landscapes (dimension, catalog, description), optimizers and experiments."""
+    import importlib
 
-        sections.append(("landscapes", list(landscapes.names())))
-    except (ImportError, AttributeError) as exc:
-        sections.append(("landscapes", [f"(unavailable: {exc})"]))
-    from jaxopt_lab import optimizers
+    from jaxopt_lab import experiments, optimizers
 
-    sections.append(("optimizers", [
-        f"{n:<10} {optimizers.OPTIMIZERS[n].label}" for n in optimizers.names()
-    ]))
-    try:
-        from jaxopt_lab import experiments
-
-        sections.append(("experiments", list(experiments.names())))
-    except (ImportError, AttributeError) as exc:
-        sections.append(("experiments", [f"(unavailable: {exc})"]))
-    for title, items in sections:
-        print(f"{title}:")
-        for item in items:
-            print(f"  {item}")
+    print("landscapes:")
+    print(_table(_landscape_rows(), ["name", "dim", "catalogued points", "description"]))
+    print("\noptimizers:")
+    print(_table([[n, optimizers.OPTIMIZERS[n].label] for n in optimizers.names()],
+                 ["name", "method"]))
+    print("\nexperiments ('jaxopt-lab run NAME [--quick]'; saddle_escape is 'compare'):")
+    rows = []
+    for name in experiments.names():
+        doc = importlib.import_module(f"jaxopt_lab.experiments.{name}").__doc__ or ""
+        rows.append([name, _first_sentence(doc.strip().splitlines()[0], 90)])
+    print(_table(rows, ["name", "description"]))
     return 0
 
 
 # ----------------------------------------------------------------------------- compare
 
-# Largest trajectory recording (floats) kept from the main run; above it the contour's few
-# trajectories come from a second, small run instead.
-_MAX_RECORDED_FLOATS = 25_000_000
 
-
-def _saddle_center(land, kinds: Sequence[str] = ("saddle", "maximum")) -> Any:
-    """The first catalogued saddle (else the first maximum, the 1-D analogue), or None."""
-    import numpy as np
-
-    cps = tuple(getattr(land, "critical_points", ()) or ())
-    for kind in kinds:
-        for cp in cps:
-            if cp.kind == kind:
-                return np.asarray(cp.x, dtype=np.float32).reshape(-1) + np.float32(0.0)  # no -0
-    return None
-
-
-def _ball_starts(center: Any, scale: float, n: int, seed: int) -> Any:
-    """``n`` starts uniform in the ball of radius ``scale`` around ``center`` ([n, d])."""
-    import numpy as np
-
-    d = center.shape[0]
-    rng = np.random.default_rng([seed, 0x5EED])
-    z = rng.standard_normal((n, d))
-    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-30)
-    rho = scale * rng.uniform(size=(n, 1)) ** (1.0 / d)
-    return (center[None, :] + rho * z).astype(np.float32)
-
-
-def _box_starts(lower: Any, upper: Any, n: int, seed: int) -> Any:
-    """``n`` starts uniform in the box ``[lower, upper]`` ([n, d])."""
-    import numpy as np
-
-    lower, upper = (np.asarray(b, dtype=np.float64).reshape(-1) for b in (lower, upper))
-    rng = np.random.default_rng([seed, 0xB0C5])
-    return (lower + (upper - lower) * rng.uniform(size=(n, lower.shape[0]))).astype(np.float32)
-
-
-def _summarize(records: list[dict]) -> list[dict]:
-    """Per (optimizer, learning_rate) rows via compare.stats.summarize."""
-    from jaxopt_lab.compare import stats
-
-    return list(stats.summarize(records))
-
-
-def _summary_rows(summary: list[dict], event: str = "escape") -> list[list[str]]:
-    """Table rows from ``compare.stats.summarize`` output (``escape`` or ``hit`` metrics)."""
-    rows = []
-    for r in summary:
-        rows.append([
+def _summary_rows(rows: list[dict], event: str) -> list[list[str]]:
+    """Table rows from ``compare.stats.summarize`` rows (``escape`` or ``hit`` metrics)."""
+    out = []
+    for r in rows:
+        n = int(r["n"])
+        bad = int(r.get("nonfinite", 0))
+        out.append([
             str(r["optimizer"]),
             _fmt_num(r.get("learning_rate", float("nan"))),
             _fmt_num(r[f"{event}_median"]),
             f"[{_fmt_num(r[f'{event}_q25'])}, {_fmt_num(r[f'{event}_q75'])}]",
             f"{float(r[f'{event}_rate']):.3f}",
             f"[{float(r[f'{event}_rate_lo']):.3f}, {float(r[f'{event}_rate_hi']):.3f}]",
-            str(r["n"]),
+            f"{bad}/{n}" if bad else "0",
+            str(n),
         ])
-    return rows
+    return out
 
 
-def _jsonable(obj: Any) -> Any:
-    import numpy as np
+def _compare_config(args: argparse.Namespace):
+    """The saddle-escape :class:`Config` the ``compare`` flags describe (flag names in
+    every error)."""
+    from jaxopt_lab.experiments import saddle_escape
 
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    return repr(obj)
+    base = saddle_escape.Config.quick() if args.quick else saddle_escape.Config.full()
+    over = {"landscape": args.landscape, "seed": args.seed, "radius": args.radius,
+            "init_scale": args.init_scale, "trajectories": args.trajectories,
+            "figures": not args.no_figures}
+    for field, value in (("dim", args.dim), ("num_seeds", args.seeds), ("steps", args.steps),
+                         ("target", args.target)):
+        if value is not None:
+            over[field] = value
+    if args.optimizers is not None:
+        over["optimizers"] = tuple(args.optimizers)
+    if args.lr is not None:
+        over["learning_rates"] = tuple(args.lr)
+    if args.center is not None:
+        over["center"] = tuple(args.center)
+    config = _flagged(lambda: dataclasses.replace(base, **over), _COMPARE_FLAGS)
+    plan = _flagged(lambda: saddle_escape.Plan(config), _COMPARE_FLAGS)
+    return config, plan
 
 
-def _compare_figures(land, results, records, lrs, args, center, out_dir, steps,
-                     target=None) -> list[str]:
-    import numpy as np
+# Config field -> the ``compare`` flag that sets it (errors name the flag).
+_COMPARE_FLAGS = {
+    "landscape": "--landscape", "dim": "--dim", "optimizers": "--optimizers",
+    "learning_rates": "--lr", "num_seeds": "--seeds", "steps": "--steps",
+    "radius": "--radius", "init_scale": "--init-scale", "center": "--center",
+    "target": "--target", "seed": "--seed", "trajectories": "--trajectories",
+    "name": "--landscape", "optimizer": "--optimizers", "learning_rate": "--lr",
+}
 
-    from jaxopt_lab import plot
 
-    written = []
-    if center is None:  # minimum mode: steps to reach f_min + target from uniform starts
-        column, what = "hit_step", "hit"
-        ecdf_title = f"{land.name}: steps to reach f_min + {target:g} ({steps} steps)"
-        violin_title = f"{land.name}: hit steps of the runs that reached f_min + {target:g}"
-        heat_title = f"{land.name}: success rate (f <= f_min + {target:g})"
-    else:
-        column, what = "escape_step", "escape"
-        ecdf_title = f"{land.name}: escape step ECDF (radius {args.radius:g}, {steps} steps)"
-        violin_title = f"{land.name}: escape steps of the runs that escaped"
-        heat_title = f"{land.name}: escape success rate"
-    path = os.path.join(out_dir, f"{what}_ecdf.png")
-    plot.escape_ecdf(records, column=column, horizon=steps, title=ecdf_title, path=path)
-    written.append(path)
-    path = os.path.join(out_dir, f"{what}_violin.png")
-    plot.escape_violin(records, column=column, title=violin_title, path=path)
-    written.append(path)
-    if len(lrs) > 1:
-        path = os.path.join(out_dir, "success_heatmap.png")
-        plot.success_heatmap(records, column=column, param="learning_rate", title=heat_title,
-                             path=path)
-        written.append(path)
-    trajs = getattr(results, "trajectories", None) or {}
-    if land.dim in (1, 2) and trajs and args.trajectories > 0:
-        for h, lr in enumerate(lrs):
-            sel = {name: np.asarray(arr)[h] for name, arr in trajs.items()}
-            name = "contour.png" if len(lrs) == 1 else f"contour-lr{lr:g}.png"
-            path = os.path.join(out_dir, name)
-            lower, upper = (np.asarray(b, dtype=float) for b in land.bounds)
-            if center is not None:
-                reach = max(args.radius * 1.6, 4 * args.init_scale)
-                lower = np.maximum(lower, center - reach)
-                upper = np.minimum(upper, center + reach)
-            plot.contour(land, sel, bounds=(lower, upper), max_per_optimizer=args.trajectories,
-                         escape=None if center is None else (center, args.radius),
-                         title=f"{land.name}: {args.trajectories} trajectories per optimizer "
-                         f"(lr {lr:g})", path=path)
-            written.append(path)
-    return written
+def _flagged(fn, flags: dict):
+    """Call ``fn``; a ValueError/TypeError naming a parameter is re-raised naming its flag."""
+    import re
+
+    try:
+        return fn()
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        found = []
+        for field, flag in flags.items():
+            m = re.search(rf"(?<![\w-]){re.escape(field)}(?![\w])", msg)
+            if m:
+                found.append((m.start(), -len(field), m, flag))
+        if found:  # the parameter named first is the one the message is about
+            _, _, m, flag = min(found, key=lambda t: t[:2])
+            raise CLIError(msg[:m.start()] + flag + msg[m.end():]) from None
+        raise CLIError(msg) from None
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Escape-time comparison of optimizers x learning rates x seeds on one landscape."""
-    import numpy as np
+    """Saddle escape (the main job): optimizers x learning rates x seeds on a landscape."""
+    from jaxopt_lab.experiments import saddle_escape
 
-    from jaxopt_lab import optimizers as optreg
-
-    seeds = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick
-                                                       else DEFAULT_SEEDS)
-    steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick
-                                                       else DEFAULT_STEPS)
-    if seeds < 1:
-        raise CLIError(f"--seeds must be >= 1, got {seeds}")
-    if steps < 1:
-        raise CLIError(f"--steps must be >= 1, got {steps}")
-    if not (math.isfinite(args.radius) and args.radius > 0):
-        raise CLIError(f"--radius must be a finite number > 0, got {args.radius:g}")
-    if not (math.isfinite(args.init_scale) and args.init_scale >= 0):
-        raise CLIError(f"--init-scale must be a finite number >= 0, got {args.init_scale:g}")
-    if args.trajectories < 0:
-        raise CLIError(f"--trajectories must be >= 0, got {args.trajectories}")
-    if args.optimizers is None:
-        requested = [n for n in DEFAULT_OPTIMIZERS if n in optreg.names()]
-    else:
-        requested = args.optimizers
-    names = list(dict.fromkeys(optreg.canonical(n) for n in requested))
-    lrs = sorted(set(args.lr if args.lr is not None else [DEFAULT_LR]))
-
-    if args.center is not None:
-        land = _load_for_point(args.landscape, args.dim, args.center)
-        center = _point(land, args.center)
-    else:
-        land = _load_landscape(args.landscape, args.dim)
-        center = _saddle_center(land)
-    f_min = getattr(land, "f_min", None)
-    f_min = None if f_min is None or not math.isfinite(float(f_min)) else float(f_min)
-    target = args.target
-    if center is None and f_min is None:
-        # e.g. the monkey saddle x^3 - 3xy^2: its critical point is degenerate, not a minimum
-        center = _saddle_center(land, ("degenerate",))
-    if center is None:
-        # Nothing to escape from: measure how fast each optimizer reaches the global minimum
-        # (f <= f_min + target) from starts uniform in the landscape's bounds.
-        if f_min is None:
-            raise CLIError(
-                f"landscape {land.name!r} has no catalogued saddle or maximum and no known "
-                f"f_min; pass --center with {land.dim} coordinates"
-            )
-        target = DEFAULT_TARGET if target is None else target
-        starts = _box_starts(*land.bounds, seeds, args.seed)
-    else:
-        starts = _ball_starts(center, args.init_scale, seeds, args.seed)
-    out_dir = args.out
-    if out_dir is None:
-        # Named by the sweep's settings, not the time: re-running the same command after an
-        # interruption resumes from the finished chunks (the run store checks the config).
-        from jaxopt_lab import __version__
-        from jaxopt_lab.compare.store import config_hash
-
-        ident = config_hash({
-            "version": __version__, "landscape": land.name, "dim": land.dim,
-            "optimizers": names, "learning_rates": lrs, "seeds": seeds, "steps": steps,
-            "radius": args.radius, "init_scale": args.init_scale, "target": target,
-            "center": None if center is None else center.tolist(), "seed": args.seed,
-        })[:12]
-        out_dir = os.path.join("runs", f"compare-{land.name}-{ident}")
+    config, plan = _compare_config(args)
+    out_dir = args.out if args.out is not None else saddle_escape.default_out_dir(config)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise CLIError(f"--out must be a directory, {out_dir!r} is a file")
-
-    import jax
-
-    from jaxopt_lab import compare
-
-    specs = optreg.grid(names, lrs)
-    record_every = max(1, steps // 100)
-    n_rec = steps // record_every + 1
-    big = len(names) * len(lrs) * seeds * n_rec * land.dim > _MAX_RECORDED_FLOATS
-    want_traj = land.dim in (1, 2) and args.trajectories > 0 and not args.no_figures
-    head = (f"compare: {land.name} (dim={land.dim}), optimizers {','.join(names)}, "
-            f"lr {','.join(f'{v:g}' for v in lrs)}, {seeds} seeds x {steps} steps; ")
-    kwargs = dict(num_seeds=seeds, steps=steps, key=jax.random.key(args.seed), init=starts)
-    if center is None:
+    land = plan.landscape
+    head = (f"compare: {land.name} (dim={land.dim}), optimizers {','.join(plan.names)}, "
+            f"lr {','.join(f'{v:g}' for v in plan.learning_rates)}, {config.num_seeds} seeds "
+            f"x {config.steps} steps; ")
+    if plan.mode == "hit":
         print(head + f"no saddle catalogued: starts uniform in the bounds, success = "
-              f"f <= f_min + {target:g} (f_min {f_min:.6g})", flush=True)
+              f"f <= f_min + {plan.target:g} (f_min {plan.f_min:.6g})", flush=True)
     else:
-        print(head + f"starts uniform within {args.init_scale:g} of {_vec(center, 4)}, "
-              f"escape radius {args.radius:g}", flush=True)
-        kwargs.update(escape_center=center, escape_radius=float(args.radius))
-    if target is not None:
-        kwargs["target"] = float(target)
-    os.makedirs(out_dir, exist_ok=True)
-    results = compare.run(land, specs, **kwargs, out_dir=out_dir,
-                          record_every=record_every if want_traj and not big else None,
-                          progress=_stderr_is_tty())
-    traj_results = results
-    if want_traj and big:  # keep the main run lean: a small second run for the figure
-        k = min(seeds, args.trajectories)
-        traj_results = compare.run(land, specs, **{**kwargs, "num_seeds": k,
-                                                   "init": starts[:k]},
-                                   record_every=record_every)
-    records = results.records()
-    records_path = os.path.join(out_dir, "records.csv")
-    meta_path = os.path.join(out_dir, "meta.json")
-    if not os.path.exists(records_path):
-        results.to_csv(records_path)
-    meta = dict(getattr(results, "meta", {}) or {})
-    if os.path.exists(meta_path):
-        with open(meta_path) as fh:
-            meta = json.load(fh)
-    meta["cli"] = {"argv": sys.argv[1:], "landscape": land.name, "optimizers": names,
-                   "learning_rates": lrs, "seeds": seeds, "steps": steps,
-                   "radius": args.radius, "init_scale": args.init_scale,
-                   "center": None if center is None else center.tolist(),
-                   "mode": "escape" if center is not None else "hit", "target": target,
-                   "seed": args.seed}
-    summary = _summarize(records)
-    meta["summary"] = summary
-    tmp = f"{meta_path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(_jsonable(meta), fh, indent=2)
-    os.replace(tmp, meta_path)
-    event = "escape" if center is not None else "hit"
+        print(head + f"starts uniform within {config.init_scale:g} of {_vec(plan.center, 4)}, "
+              f"escape radius {config.radius:g}", flush=True)
+    results = _flagged(lambda: saddle_escape.run(config, out_dir, progress=_stderr_is_tty()),
+                       {"out_dir": "--out"})
+    meta = results.meta
+    if meta.get("resumed_chunks"):
+        print(f"resumed {meta['resumed_chunks']} of {meta['chunks']} chunks from {out_dir}")
+    for path in meta.get("rejected_chunks", []):
+        print(f"warning: chunk file {path} was damaged or foreign: recomputed")
+    event = plan.mode
     header = ["optimizer", "lr", f"median {event} step", "IQR", "success", "95% CI (Wilson)",
-              "n"]
-    print(_table(_summary_rows(summary, event), header))
-    figures = [] if args.no_figures else _compare_figures(
-        land, traj_results, records, lrs, args,
-        None if center is None else np.asarray(center, float), out_dir, steps, target)
-    cs, rs = meta.get("compile_seconds"), meta.get("run_seconds")
-    if cs is not None and rs is not None:
-        print(f"compile {float(cs):.1f} s, run {float(rs):.1f} s")
-    print(f"run directory: {out_dir} (records.csv, meta.json"
-          + "".join(f", {os.path.basename(f)}" for f in figures) + ")")
+              "non-finite", "n"]
+    print(_table(_summary_rows(results.summary["rows"], event), header))
+    print(f"compile {float(meta['compile_seconds']):.1f} s, run {float(meta['run_seconds']):.1f} s")
+    files = ["records.csv", "meta.json", *meta.get("figures", [])]
+    print(f"run directory: {out_dir} ({', '.join(files)})")
     return 0
 
 
@@ -523,13 +401,14 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
     rows = [[e, f"{v:.6g}", f"{r:.2e}", "yes" if c else "no"]
             for e, v, r, c in zip(ends, ev, rs, conv, strict=True)]
     print(_table(rows, ["end", "eigenvalue", "residual", "converged"]))
-    if args.density is not None:
+    density_path = None if args.density is None else _png_path("--density", args.density)
+    if density_path is not None:
         from jaxopt_lab import plot
 
         sd = curvature.spectral_density(land.fn, x, key=key, num_probes=args.probes)
         plot.spectrum_plot(sd.grid, sd.density, eigenvalues=ev,
-                           title=f"Hessian spectral density: {land.name}", path=args.density)
-        print(f"density plot: {args.density}")
+                           title=f"Hessian spectral density: {land.name}", path=density_path)
+        print(f"density plot: {density_path}")
     return 0
 
 
@@ -547,19 +426,20 @@ def cmd_curvature_map(args: argparse.Namespace) -> int:
     if args.bounds is not None:
         xmin, xmax, ymin, ymax = args.bounds
         bounds = ([xmin, ymin], [xmax, ymax])
+    path = _png_path("--out", args.out)
     cmap = curvature.curvature_map(land.fn, bounds, args.resolution)
     plot.curvature_heatmap(cmap, critical_points=land.critical_points,
-                           title=f"curvature map: {land.name}", path=args.out)
-    print(f"curvature map: {args.out}")
+                           title=f"curvature map: {land.name}", path=path)
+    print(f"curvature map: {path}")
     return 0
 
 
 # ----------------------------------------------------------------------------- run
 
 
-def _print_summary(result: Any, indent: str = "") -> None:
-    if isinstance(result, dict):
-        for k, v in result.items():
+def _print_summary(summary: Any, indent: str = "") -> None:
+    if isinstance(summary, dict):
+        for k, v in summary.items():
             if isinstance(v, dict):
                 print(f"{indent}{k}:")
                 _print_summary(v, indent + "  ")
@@ -570,20 +450,22 @@ def _print_summary(result: Any, indent: str = "") -> None:
             else:
                 print(f"{indent}{k}: {_fmt_num(v) if isinstance(v, float) else v}")
     else:
-        print(f"{indent}{result}")
+        print(f"{indent}{summary}")
+
+
+def _experiment_names() -> list[str]:
+    from jaxopt_lab import experiments
+
+    return list(experiments.names())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a registered experiment (quick or full preset) and print its summary."""
     from jaxopt_lab import experiments
 
-    try:
-        available = list(experiments.names())
-    except AttributeError:
-        raise CLIError("the experiments registry (jaxopt_lab.experiments.names) is not "
-                       "available in this installation", code=1) from None
+    available = _experiment_names()
     if args.name not in available:
-        raise CLIError(f"experiment must be one of {available}, got {args.name!r}")
+        raise CLIError(f"NAME must be one of {available}, got {args.name!r}")
     module = experiments.get(args.name)
     config = module.Config.quick() if args.quick else module.Config.full()
     out = args.out
@@ -593,11 +475,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if os.path.exists(out) and not os.path.isdir(out):
         raise CLIError(f"--out must be a directory, {out!r} is a file")
     t0 = time.perf_counter()
-    result = module.run(config, out_dir=out)
+    result = _flagged(lambda: module.run(config, out_dir=out), {"out_dir": "--out"})
     print(f"experiment: {args.name} ({'quick' if args.quick else 'full'}), "
           f"{time.perf_counter() - t0:.1f} s")
-    summary = result.get("summary", result) if isinstance(result, dict) else result
-    _print_summary(summary)
+    _print_summary(result.summary)
     print(f"run directory: {out}")
     return 0
 
@@ -706,8 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dim", type=_positive_int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_curvature_map)
 
-    s = sub.add_parser("run", help="run an experiment (see 'jaxopt-lab list')")
-    s.add_argument("name", help="experiment name")
+    names = _experiment_names()
+    s = sub.add_parser("run", help="run an experiment: " + ", ".join(names),
+                       description="Run a failure experiment and print its summary; writes "
+                       "records.csv, meta.json and figures to the run directory. Experiments: "
+                       + ", ".join(names) + ".")
+    s.add_argument("name", metavar="NAME", help="experiment name: " + " | ".join(names))
     s.add_argument("--quick", action="store_true", help="use the quick preset")
     s.add_argument("--out", default=None, help="run directory (default runs/<name>-<timestamp>)")
     s.set_defaults(func=cmd_run)

@@ -196,7 +196,8 @@ def summarize(source: Any, *, key: Any = None, n_boot: int = 1000,
       List of dicts with ``optimizer``, the hyperparameters, ``label``, ``n``, and for
       ``m`` in (``escape``, ``hit``): ``m_median``, ``m_q25``, ``m_q75``, ``m_iqr``,
       ``m_rate`` (finite share), ``m_rate_lo``, ``m_rate_hi`` (Wilson); ``success_rate``
-      (= ``hit_rate``) with ``success_lo``/``success_hi``; ``nonfinite_rate``;
+      (= ``hit_rate``) with ``success_lo``/``success_hi``; ``nonfinite`` (runs that went
+      NaN/Inf) and ``nonfinite_rate``;
       ``final_value_median``; ``final_grad_norm_median`` (non-finite final values, i.e.
       diverged runs, count as ``+inf``).
     """
@@ -222,7 +223,8 @@ def summarize(source: Any, *, key: Any = None, n_boot: int = 1000,
                 row[f"{prefix}_median_lo"], row[f"{prefix}_median_hi"] = b_lo, b_hi
         row["success_rate"] = row["hit_rate"]
         row["success_lo"], row["success_hi"] = row["hit_rate_lo"], row["hit_rate_hi"]
-        row["nonfinite_rate"] = float(np.mean(np.asarray(m["nonfinite"], bool)))
+        row["nonfinite"] = int(np.sum(np.asarray(m["nonfinite"], bool)))
+        row["nonfinite_rate"] = row["nonfinite"] / n
         for metric in ("final_value", "final_grad_norm"):
             v = np.asarray(m[metric], np.float64)
             row[f"{metric}_median"] = float(np.median(v)) if np.all(np.isfinite(v)) else float(

@@ -21,6 +21,7 @@ from jaxopt_lab.landscapes.registry import (
     least_squares,
     names,
     quadratic,
+    takes_dim,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "load_catalog",
     "names",
     "quadratic",
+    "takes_dim",
 ]

@@ -440,6 +440,13 @@ def names() -> list[str]:
     return sorted([*_FIXED, *_ND, *_CONSTRUCTED])
 
 
+def takes_dim(name: str) -> bool:
+    """Whether landscape ``name`` accepts a ``dim`` (N-d landscapes) or has a fixed one."""
+    if name not in names():
+        raise ValueError(f"name must be one of {names()}, got {name!r}")
+    return name in _ND or (name in _CONSTRUCTED and _CONSTRUCTED[name][1] is None)
+
+
 @functools.cache
 def _get_cached(name: str, dim: int) -> Landscape:
     if name in _FIXED:
