@@ -21,6 +21,7 @@ from types import ModuleType
 #: Registered experiment modules (``jaxopt_lab.experiments.<name>``), imported on demand.
 #: Later experiments (dead_units, instability, local_minima) are added here.
 _EXPERIMENTS: tuple[str, ...] = (
+    "saddle_escape",
     "explosion",
     "vanishing",
     "local_minima",
