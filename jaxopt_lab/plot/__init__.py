@@ -11,12 +11,14 @@ Example:
 """
 
 from jaxopt_lab.plot.curvature import curvature_heatmap, spectrum_plot
-from jaxopt_lab.plot.landscape import KIND_STYLE, contour, save_figure, surface
+from jaxopt_lab.plot.landscape import contour, surface
+from jaxopt_lab.plot.style import KIND_STYLE, check_path, save_figure
 from jaxopt_lab.plot.sweep import escape_ecdf, escape_violin, load_records, success_heatmap
 from jaxopt_lab.plot.training import dead_fraction_curves, gradient_profile, loss_curves
 
 __all__ = [
     "KIND_STYLE",
+    "check_path",
     "contour",
     "curvature_heatmap",
     "dead_fraction_curves",

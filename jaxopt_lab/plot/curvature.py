@@ -11,7 +11,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from jaxopt_lab.plot.landscape import KIND_STYLE, _cp_fields, save_figure
+from jaxopt_lab.plot.style import KIND_STYLE, check_path, cp_fields, save_figure
 
 __all__ = ["curvature_heatmap", "spectrum_plot"]
 
@@ -72,6 +72,7 @@ def curvature_heatmap(
     Returns:
       Figure; its first axes is the min-eigenvalue panel.
     """
+    check_path(path)
     xs = np.asarray(_field(cmap, "xs"), dtype=float)
     ys = np.asarray(_field(cmap, "ys"), dtype=float)
     if xs.ndim != 1 or ys.ndim != 1 or xs.size < 2 or ys.size < 2:
@@ -126,7 +127,7 @@ def curvature_heatmap(
         ax.set_ylim(ys[0], ys[-1])
     kinds_drawn: list[str] = []
     for cp in critical_points or ():
-        x, kind = _cp_fields(cp)
+        x, kind = cp_fields(cp)
         if x.shape[0] != 2 or not (xs[0] <= x[0] <= xs[-1] and ys[0] <= x[1] <= ys[-1]):
             continue
         style = KIND_STYLE.get(kind, KIND_STYLE["degenerate"])
@@ -175,6 +176,7 @@ def spectrum_plot(
     Returns:
       Figure with one axes: the density line (and the rug, if given).
     """
+    check_path(path)
     g = np.asarray(grid, dtype=float).ravel()
     d = np.asarray(density, dtype=float).ravel()
     if g.shape != d.shape or g.size < 2:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxopt_lab.plot.landscape import _colors, save_figure
+from jaxopt_lab.plot.style import check_path, colors, save_figure
 
 __all__ = ["dead_fraction_curves", "gradient_profile", "loss_curves"]
 
@@ -62,6 +62,7 @@ def loss_curves(
     Returns:
       The :class:`~matplotlib.figure.Figure`.
     """
+    check_path(path)
     curves = {k: _as_2d(v, "losses") for k, v in _as_dict(losses, "losses").items()}
     flags = None if flagged is None else _as_dict(flagged, "flagged")
     if flags is not None and set(flags) != set(curves):
@@ -69,8 +70,8 @@ def loss_curves(
     n = len(curves)
     fig = Figure(figsize=(4.2 * n, 3.4), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
-    colors = _colors(max(n, 1))
-    for ax, (name, L), c in zip(axes, curves.items(), colors, strict=True):
+    palette = colors(max(n, 1))
+    for ax, (name, L), c in zip(axes, curves.items(), palette, strict=True):
         steps = np.arange(L.shape[1])
         finite_vals = L[np.isfinite(L)]
         positive = finite_vals[finite_vals > 0]
@@ -125,6 +126,7 @@ def gradient_profile(
     Returns:
       The :class:`~matplotlib.figure.Figure`.
     """
+    check_path(path)
     profiles = {}
     for k, v in _as_dict(layer_norms, "layer_norms").items():
         v = v[None] if v.ndim == 1 else v
@@ -135,7 +137,7 @@ def gradient_profile(
         profiles[k] = v
     fig = Figure(figsize=(6.0, 3.8), layout="constrained")
     ax = fig.subplots()
-    for (name, v), c in zip(profiles.items(), _colors(len(profiles)), strict=True):
+    for (name, v), c in zip(profiles.items(), colors(len(profiles)), strict=True):
         x = np.arange(1, v.shape[1] + 1)
         v = np.where(np.isfinite(v) & (v > 0), v, np.nan)
         with warnings.catch_warnings():
@@ -175,10 +177,11 @@ def dead_fraction_curves(
     Returns:
       The :class:`~matplotlib.figure.Figure`.
     """
+    check_path(path)
     curves = {k: _as_2d(v, "dead") for k, v in _as_dict(dead, "dead").items()}
     fig = Figure(figsize=(6.0, 3.6), layout="constrained")
     ax = fig.subplots()
-    for (name, d), c in zip(curves.items(), _colors(len(curves)), strict=True):
+    for (name, d), c in zip(curves.items(), colors(len(curves)), strict=True):
         steps = np.arange(d.shape[1])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
