@@ -67,12 +67,12 @@ def _records():
 # ----------------------------------------------------------------------------- landscape
 
 
-def test_contour_2d_trajectories_markers_and_legend(tmp_path):
+def test_contour_overlay_trajectories_markers_and_legend(tmp_path):
     land = _saddle_landscape()
     trajs = {"sgd": _gd_trajectories(0.05, 6, 30, 0), "adam": _gd_trajectories(0.1, 2, 30, 1)}
-    path = tmp_path / "sub" / "contour.png"
+    path = tmp_path / "contour.png"
     fig = plot.contour(land, trajs, max_per_optimizer=4, escape=(np.zeros(2), 1.0),
-                       resolution=40, path=path)
+                       resolution=40, path=path, layout="overlay", select="first")
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 2  # main axes + colourbar
     ax = fig.axes[0]
@@ -90,6 +90,70 @@ def test_contour_2d_trajectories_markers_and_legend(tmp_path):
     assert ax.get_xlim() == (-1.5, 1.5)
     assert len(ax.patches) == 1  # the escape circle
     assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def _panel_axes(fig):
+    return [a for a in fig.axes if a.get_label() != "<colorbar>"]
+
+
+def test_contour_one_panel_per_optimizer_with_its_own_trajectories():
+    land = _saddle_landscape()
+    names = ["sgd", "momentum", "adam", "rmsprop", "pgd"]
+    # every optimizer leaves along the same direction: overlaid, they would coincide
+    trajs = {n: _gd_trajectories(0.05 * (i + 1), 7, 25, 0) for i, n in enumerate(names)}
+    fig = plot.contour(land, trajs, max_per_optimizer=3, escape=(np.zeros(2), 1.0),
+                       resolution=30)
+    panels = _panel_axes(fig)
+    assert len(panels) == 5 and len(fig.axes) == 6  # + one shared colourbar
+    for ax, n in zip(panels, names, strict=True):
+        assert ax.get_title().split("\n")[0] == n
+        assert len(ax.lines) == 3  # that optimizer's trajectories only
+        for line in ax.lines:
+            xy = line.get_xydata()
+            assert any(np.allclose(xy, t) for t in trajs[n][0])
+        assert len(ax.patches) == 1  # its escape circle
+    assert panels[0].get_shared_x_axes().joined(panels[0], panels[4])
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"fastest", "median", "slowest", "start", "end", "saddle", "escape radius"} <= set(
+        legend)
+    # the window is clipped to the trajectories and the escape circle, inside the bounds
+    lo, hi = panels[0].get_xlim()
+    assert -1.5 <= lo < -1.0 and 1.0 < hi <= 1.5
+
+
+def test_contour_spreads_the_drawn_trajectories_over_rank_by():
+    land = _saddle_landscape()
+    tr = _gd_trajectories(0.05, 9, 20, 3)
+    steps = np.array([50.0, 10, 40, np.inf, 20, 30, 70, 60, 80])  # slowest = never (index 3)
+    fig = plot.contour(land, {"sgd": tr, "adam": tr}, max_per_optimizer=3,
+                       rank_by={"sgd": steps[None], "adam": steps}, rank_label="escape step",
+                       resolution=20, zoom=False)
+    ax = _panel_axes(fig)[0]
+    drawn = [line.get_xydata() for line in ax.lines]
+    for got, want in zip(drawn, (1, 0, 3), strict=True):  # fastest, median (50), slowest
+        np.testing.assert_allclose(got, tr[0, want])
+    assert ax.get_title() == "sgd\nescape step: 10, 50, never"
+    assert ax.get_xlim() == (-1.5, 1.5)  # zoom=False keeps the bounds
+    with pytest.raises(ValueError, match=r"rank_by\['sgd'\]"):
+        plot.contour(land, {"sgd": tr}, rank_by={"sgd": steps[:4]}, resolution=10)
+    with pytest.raises(ValueError, match="layout"):
+        plot.contour(land, {"sgd": tr}, layout="grid", resolution=10)
+
+
+def test_contour_names_optimizers_whose_trajectories_all_diverged():
+    land = _saddle_landscape()
+    good = _gd_trajectories(0.05, 4, 10, 0)
+    bad = good.copy()
+    bad[:, :, 3:] = np.nan  # finite for three recorded iterates, then NaN
+    fig = plot.contour(land, {"adam": good, "sgd": bad}, resolution=20)
+    adam, sgd = _panel_axes(fig)
+    assert "non-finite" not in adam.get_title()
+    assert "4/4 non-finite" in sgd.get_title()
+    assert any("all 4 runs non-finite" in t.get_text() for t in sgd.texts)
+    for line in sgd.lines:  # the finite prefix is drawn
+        assert line.get_xydata().shape == (3, 2)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "last finite iterate (then non-finite)" in legend
 
 
 def test_contour_plain_callable_needs_bounds_and_checks_shapes():
@@ -147,7 +211,7 @@ def test_escape_ecdf_matches_empirical_cdf_and_shows_misses():
     assert len(ax.lines) == 3 + 1  # three groups + the y=1 reference line
     labels = _legend_texts(ax)
     assert labels == ["sgd (lr=0.1): 2/5 never escaped", "sgd (lr=0.2): 1/5 never escaped",
-                      "adam (lr=0.1)"]
+                      "adam (lr=0.1): 1/5 non-finite"]
     groups = {("sgd", 0.1): [], ("sgd", 0.2): [], ("adam", 0.1): []}
     for r in recs:
         groups[(r["optimizer"], r["learning_rate"])].append(r["escape_step"])
@@ -183,8 +247,70 @@ def test_escape_ecdf_reads_records_csv(tmp_path):
 def test_escape_violin_counts_misses():
     fig = plot.escape_violin(_records())
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    assert labels == ["sgd (lr=0.1)\n2/5 missed", "sgd (lr=0.2)\n1/5 missed",
-                      "adam (lr=0.1)\n0/5 missed"]
+    assert labels == ["sgd\nlr=0.1\n2/5 missed", "sgd\nlr=0.2\n1/5 missed",
+                      "adam\nlr=0.1\n0/5 missed\n1/5 non-finite"]
+
+
+def _diverged_records():
+    """Rosenbrock-like: sgd all non-finite (final_value nan), adam flagged, rmsprop fine."""
+    recs = []
+    for s in range(4):
+        recs.append(dict(optimizer="sgd", learning_rate=0.01, seed=s, hit_step=math.inf,
+                         final_value=math.nan, nonfinite=False))  # only final_value says so
+        recs.append(dict(optimizer="adam", learning_rate=0.01, seed=s, hit_step=10.0 + s,
+                         final_value=0.0, nonfinite=s == 0))
+        recs.append(dict(optimizer="rmsprop", learning_rate=0.01, seed=s,
+                         hit_step=math.inf if s else 7.0, final_value=0.5, nonfinite=False))
+    return recs
+
+
+def test_sweep_figures_say_which_optimizers_diverged():
+    recs = _diverged_records()
+    ax = plot.escape_ecdf(recs, column="hit_step", horizon=20).axes[0]
+    assert _legend_texts(ax) == ["sgd: 4/4 never hit target, 4/4 non-finite",
+                                 "adam: 1/4 non-finite", "rmsprop: 3/4 never hit target"]
+    boxes = [a for a in ax.artists if type(a).__name__ == "Legend"]
+    assert len(boxes) == 1  # groups where no run succeeded are named inside the axes
+    assert [t.get_text() for t in boxes[0].get_texts()] == ["sgd (4/4 non-finite)"]
+    assert "no run hit target" in boxes[0].get_title().get_text()
+
+    ax = plot.escape_violin(recs, column="hit_step").axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[0] == "sgd\n4/4 missed\n4/4 non-finite"
+    notes = [t for t in ax.texts if "no run" in t.get_text()]
+    assert [t.get_text() for t in notes] == ["no run hit the target\n(4/4 non-finite)"]
+    assert notes[0].get_position()[0] == 0  # in sgd's slot
+
+    ax = plot.success_heatmap(recs, column="hit_step").axes[0]
+    assert "0.00\n0/4\n4 non-finite" in [t.get_text() for t in ax.texts]
+
+
+def _tick_boxes(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    r = canvas.get_renderer()
+    return sorted((t.get_window_extent(r) for t in fig.axes[0].get_xticklabels()),
+                  key=lambda b: b.x0)
+
+
+@pytest.mark.parametrize("figsize", [None, (7.0, 4.5)])
+def test_escape_violin_tick_labels_do_not_overlap_with_ten_variants(figsize):
+    recs = []
+    for opt in ("sgd", "momentum", "adam", "rmsprop", "pgd"):
+        for lr in (0.01, 0.05):
+            for s in range(6):
+                recs.append(dict(optimizer=opt, learning_rate=lr, seed=s,
+                                 escape_step=10.0 * s + 5 if s < 5 else math.inf,
+                                 final_value=-1.0, nonfinite=opt == "momentum" and lr == 0.05))
+    fig = plot.escape_violin(recs, figsize=figsize)
+    boxes = _tick_boxes(fig)
+    assert len(boxes) == 10
+    for a, b in zip(boxes, boxes[1:], strict=False):
+        assert a.x1 <= b.x0, (a, b)
+    if figsize is None:
+        assert fig.get_figwidth() >= 10  # grows with the number of variants
 
 
 def test_escape_violin_lines_share_their_body_colour():
@@ -210,7 +336,8 @@ def test_success_heatmap_cells_equal_success_rates():
     np.testing.assert_allclose(rates, expected)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["sgd", "adam"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.2"]
-    assert sorted(t.get_text() for t in ax.texts) == ["0.60\n3/5", "0.80\n4/5", "1.00\n5/5"]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.60\n3/5", "0.80\n4/5",
+                                                      "1.00\n5/5\n1 non-finite"]
     assert ax.get_xlabel() == "learning rate" and ax.get_ylabel() == "optimizer"
     with pytest.raises(ValueError, match="momentum"):
         plot.success_heatmap(recs, param="momentum")
@@ -280,3 +407,65 @@ def test_spectrum_plot_log_density_and_rug():
     assert ax.get_xlabel() == "eigenvalue"
     with pytest.raises(ValueError, match="equal length"):
         plot.spectrum_plot(grid, dens[:-1])
+
+
+# ----------------------------------------------------------------------------- saving
+
+
+def _every_figure(path):
+    land = _saddle_landscape()
+    tr = {"sgd": _gd_trajectories(0.05, 3, 8, 0)}
+    cmap, _ = _toy_map()
+    return {
+        "contour": lambda: plot.contour(land, tr, resolution=10, path=path),
+        "surface": lambda: plot.surface(land, tr, resolution=8, path=path),
+        "escape_ecdf": lambda: plot.escape_ecdf(_records(), path=path),
+        "escape_violin": lambda: plot.escape_violin(_records(), path=path),
+        "success_heatmap": lambda: plot.success_heatmap(_records(), path=path),
+        "curvature_heatmap": lambda: plot.curvature_heatmap(cmap, path=path),
+        "spectrum_plot": lambda: plot.spectrum_plot(np.linspace(0, 1, 5), np.ones(5),
+                                                    path=path),
+        "loss_curves": lambda: plot.loss_curves({"a": np.ones((2, 5))}, path=path),
+        "gradient_profile": lambda: plot.gradient_profile({"a": np.ones((2, 3))}, path=path),
+        "dead_fraction_curves": lambda: plot.dead_fraction_curves(
+            np.zeros((2, 4)), threshold=0.5, path=path),
+    }
+
+
+@pytest.mark.parametrize("name", list(_every_figure(None)))
+def test_figures_write_exactly_path_and_never_create_folders(name, tmp_path):
+    missing = tmp_path / "no_such_dir" / "fig.png"
+    with pytest.raises(ValueError, match="path") as err:
+        _every_figure(missing)[name]()
+    assert "no_such_dir" in str(err.value)
+    assert not (tmp_path / "no_such_dir").exists()
+    with pytest.raises(ValueError, match="path"):  # no extension: refused, nothing appended
+        _every_figure(tmp_path / "fig")[name]()
+    with pytest.raises(ValueError, match="path"):  # "lr0.1" is not a figure format
+        _every_figure(str(tmp_path / "contour-lr0.1"))[name]()
+    out = tmp_path / "fig.png"
+    assert isinstance(_every_figure(out)[name](), Figure)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png"]
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_save_figure_checks_path_type_and_returns_the_figure(tmp_path):
+    fig = Figure()
+    with pytest.raises(TypeError, match="path"):
+        plot.save_figure(fig, 3)
+    assert plot.save_figure(fig, tmp_path / "a.svg") is fig
+    assert (tmp_path / "a.svg").exists()
+    assert plot.check_path(tmp_path / "b.pdf") == str(tmp_path / "b.pdf")
+
+
+def test_plot_modules_import_no_private_names_from_each_other():
+    import ast
+    import pathlib
+
+    import jaxopt_lab.plot as pkg
+
+    for src in pathlib.Path(pkg.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(src.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jaxopt_lab"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{src.name} imports {private} from {node.module}"
