@@ -12,6 +12,15 @@ from jaxopt_lab.curvature.critical import (
 from jaxopt_lab.curvature.density import SpectralDensity, spectral_density
 from jaxopt_lab.curvature.hvp import hessian, hvp
 from jaxopt_lab.curvature.lanczos import LanczosResult, lanczos, tridiagonal_eigh
+from jaxopt_lab.curvature.linear_operator import (
+    CurvatureOperator,
+    fisher_matvec,
+    fisher_operator,
+    ggn_matvec,
+    ggn_operator,
+    hessian_operator,
+    matvec_operator,
+)
 from jaxopt_lab.curvature.maps import MAP_KIND_NAMES, CurvatureMap, curvature_map
 from jaxopt_lab.curvature.operators import curvature_fns, empirical_fisher_fns, gauss_newton_fns
 from jaxopt_lab.curvature.slices import (
@@ -30,9 +39,17 @@ from jaxopt_lab.curvature.spectrum import (
     power_iteration,
     power_iteration_matvec,
 )
-from jaxopt_lab.curvature.trace import trace, trace_matvec
+from jaxopt_lab.curvature.trace import TraceEstimate, trace, trace_matvec
 
 __all__ = [
+    "CurvatureOperator",
+    "TraceEstimate",
+    "fisher_matvec",
+    "fisher_operator",
+    "ggn_matvec",
+    "ggn_operator",
+    "hessian_operator",
+    "matvec_operator",
     "CGResult",
     "SteihaugResult",
     "conjugate_gradient",

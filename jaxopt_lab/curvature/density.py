@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from jaxopt_lab._validation import (
     as_key,
-    check_callable,
     check_finite,
     check_int,
-    check_params,
     check_positive,
-    check_scalar_function,
 )
-from jaxopt_lab.curvature.hvp import hvp
+from jaxopt_lab.curvature import linear_operator as lo
+from jaxopt_lab.curvature._cache import cached_jit
 from jaxopt_lab.curvature.lanczos import lanczos, tridiagonal_eigh
 
 __all__ = ["SpectralDensity", "spectral_density"]
@@ -65,26 +60,29 @@ def _smooth(nodes, weights, grid, sigma):
     return jnp.sum(kern * weights[None], axis=(1, 2)) / nodes.shape[0]
 
 
-@functools.partial(
-    jax.jit, static_argnames=("f", "num_probes", "num_iters", "num_grid", "auto_sigma")
-)
-def _density_jit(f, x, args, key, grid, sigma, *, num_probes, num_iters, num_grid, auto_sigma):
-    flat, unravel = ravel_pytree(x)
-    matvec = lambda v: ravel_pytree(hvp(f, x, unravel(v), *args))[0]
-    nodes, weights = _slq_nodes(matvec, key, flat.shape[0], flat.dtype, num_probes, num_iters)
-    lo, hi = jnp.min(nodes), jnp.max(nodes)
-    scale = jnp.maximum(jnp.maximum(jnp.abs(lo), jnp.abs(hi)), 1.0)
-    if auto_sigma:
-        sigma = jnp.maximum(0.01 * (hi - lo), 1e-4 * scale)
-    sigma = jnp.asarray(sigma, flat.dtype)
-    if num_grid:
-        grid = jnp.linspace(lo - 5.0 * sigma, hi + 5.0 * sigma, num_grid, dtype=flat.dtype)
-    return grid, _smooth(nodes, weights, grid, sigma), nodes, weights, sigma
+def _build_density(static):
+    op_static, num_probes, num_iters, num_grid, auto_sigma = static
+
+    def density_program(dynamic, key, grid, sigma):
+        matvec, flat0, _ = lo.build(op_static, dynamic)
+        nodes, weights = _slq_nodes(matvec, key, flat0.shape[0], flat0.dtype, num_probes,
+                                    num_iters)
+        lo_, hi = jnp.min(nodes), jnp.max(nodes)
+        scale = jnp.maximum(jnp.maximum(jnp.abs(lo_), jnp.abs(hi)), 1.0)
+        if auto_sigma:
+            sigma = jnp.maximum(0.01 * (hi - lo_), 1e-4 * scale)
+        sigma = jnp.asarray(sigma, flat0.dtype)
+        if num_grid:
+            grid = jnp.linspace(lo_ - 5.0 * sigma, hi + 5.0 * sigma, num_grid,
+                                dtype=flat0.dtype)
+        return grid, _smooth(nodes, weights, grid, sigma), nodes, weights, sigma
+
+    return density_program
 
 
 def spectral_density(
-    f: Callable[..., jax.Array],
-    x: PyTree,
+    f: Any,
+    x: PyTree = lo._MISSING,
     *args: Any,
     key: jax.Array,
     num_probes: int = 8,
@@ -104,8 +102,13 @@ def spectral_density(
 
     Memory: the Lanczos bases of all probes are held at once, ``P * m * n`` floats.
 
+    Works on the Hessian of ``f`` or on any :class:`CurvatureOperator` (GGN, Fisher, a
+    parameter block, a dataset in micro-batches, a user matvec); one compiled program
+    per (operator structure, shapes, options), cached on a structural fingerprint.
+
     Args:
-      f: scalar function ``f(x, *args)``.
+      f: scalar function ``f(x, *args)``, or a :class:`CurvatureOperator` (then no
+        ``x``/``args``).
       x: parameters (pytree).
       *args: extra arguments of ``f``.
       key: PRNG key for probes (and breakdown restarts).
@@ -126,8 +129,8 @@ def spectral_density(
       Ghorbani, Krishnan, Xiao, 2019. An investigation into neural net optimization via
       Hessian eigenvalue density.
     """
-    check_callable("f", f)
-    dim = check_params("x", x)
+    op = lo.as_operator(f, x, args)
+    dim = op.dim
     num_probes = check_int("num_probes", num_probes, minimum=1)
     num_iters = min(check_int("num_iters", num_iters, minimum=1), dim)
     if grid is None:
@@ -146,17 +149,11 @@ def spectral_density(
     if sigma is not None:
         check_positive("sigma", sigma)
     key = as_key("key", key)
-    check_scalar_function(f, x, args)
-    g, d, nodes, weights, s = _density_jit(
-        f,
-        x,
-        args,
-        key,
-        grid_arr,
-        jnp.asarray(1.0 if sigma is None else sigma, jnp.float32),
-        num_probes=num_probes,
-        num_iters=num_iters,
-        num_grid=num_grid,
-        auto_sigma=sigma is None,
-    )
+    lo.check_fits(f, x, args)
+    static, dynamic = lo.split(op)
+    program = cached_jit(
+        "spectral_density", (static, num_probes, num_iters, num_grid, sigma is None),
+        _build_density)
+    g, d, nodes, weights, s = program(
+        dynamic, key, grid_arr, jnp.asarray(1.0 if sigma is None else sigma, jnp.float32))
     return SpectralDensity(g, d, nodes, weights, s)
