@@ -122,11 +122,10 @@ def _load_landscape(name: str, dim: int | None):
 def _load_for_point(name: str, dim: int | None, coords: Sequence[float]):
     """The landscape for a point: without --dim, a variable-dimension landscape (rastrigin,
     ...) takes its dimension from the number of coordinates given."""
-    if dim is None:
-        try:
-            return _load_landscape(name, len(coords))
-        except (ValueError, TypeError):
-            pass  # fixed dimension (or unknown name): the plain load says what is wrong
+    from jaxopt_lab import landscapes
+
+    if dim is None and name in landscapes.names() and landscapes.takes_dim(name):
+        dim = len(coords)
     return _load_landscape(name, dim)
 
 

@@ -55,7 +55,47 @@ def test_list(capsys):
     assert "saddle_xy" in out
     for name in optimizers.names():
         assert name in out
-    assert "experiments:" in out
+    assert "experiments (" in out
+    rows = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
+    assert "1 saddle" in rows["saddle_xy"] and "x^2 - y^2 + 0.1 x y" in rows["saddle_xy"]
+    assert "4 minimum" in rows["himmelblau"] and "4 saddle" in rows["himmelblau"]
+    assert "(any)" in rows["rastrigin"]
+    for name in ("saddle_escape", "explosion", "dead_units"):
+        assert name in rows and len(rows[name].split()) > 3  # a description follows
+
+
+def test_run_help_lists_the_experiments(capsys):
+    from jaxopt_lab import experiments
+
+    code, out, _ = _run(capsys, "run", "--help")
+    assert code == 0
+    for name in experiments.names():
+        assert name in out
+
+
+def test_cli_main_job_equals_the_readme_python_example(tmp_path, capsys):
+    """README: compare.run(land, optimizers.grid(...), key=key(0), escape_radius=1.0) gives
+    exactly the records of `jaxopt-lab compare` with the same settings."""
+    import jax
+
+    from jaxopt_lab import compare, landscapes
+
+    code, _, err = _run(capsys, "compare", "--optimizers", "sgd,momentum", "--lr", "0.01,0.05",
+                        "--seeds", "16", "--steps", "120", "--no-figures",
+                        "--out", str(tmp_path / "cli"))
+    assert code == 0, err
+    land = landscapes.get("saddle_xy")
+    opts = optimizers.grid(["sgd", "momentum"], [0.01, 0.05])
+    res = compare.run(land, opts, num_seeds=16, steps=120, key=jax.random.key(0),
+                      escape_radius=1.0)
+    assert compare.read_csv(tmp_path / "cli") == compare.read_csv(_csv(res, tmp_path))
+    assert compare.load(tmp_path / "cli").records() == res.records()
+
+
+def _csv(res, tmp_path):
+    path = tmp_path / "py.csv"
+    res.to_csv(path)
+    return path
 
 
 def test_optimizer_registry():
@@ -96,14 +136,17 @@ def test_compare_end_to_end(tmp_path, capsys):
         recs = list(csv.DictReader(fh))
     assert len(recs) == 2 * 2 * seeds
     meta = json.loads((out_dir / "meta.json").read_text())
-    assert meta["cli"]["optimizers"] == ["sgd", "pgd"] and meta["cli"]["steps"] == steps
-    assert len(meta["summary"]) == 4
+    cfg = meta["experiment"]["config"]
+    assert cfg["optimizers"] == ["sgd", "pgd"] and cfg["steps"] == steps
+    assert len(meta["summary"]["rows"]) == 4
     for name in ("escape_ecdf.png", "escape_violin.png", "success_heatmap.png",
                  "contour-lr0.1.png", "contour-lr0.2.png"):
         assert (out_dir / name).read_bytes()[:8] == PNG_MAGIC
-    # oracle: SGD escape steps equal a serial float64 loop from the same starts
-    starts = cli._ball_starts(np.zeros(2, np.float32), cli.DEFAULT_INIT_SCALE, seeds, 3)
-    assert np.all(np.linalg.norm(starts, axis=1) <= cli.DEFAULT_INIT_SCALE * (1 + 1e-6))
+    # oracle: SGD escape steps equal a serial float64 loop from the same starts; seed i's
+    # start is uniform in the ball, drawn from fold_in(fold_in(key(3), i), 0)
+    starts = _starts("ball", np.zeros(2), np.full(2, 1e-3), seeds, 3)
+    assert np.all(np.linalg.norm(starts, axis=1) <= 1e-3 * (1 + 1e-6))
+    assert np.all(np.linalg.norm(starts, axis=1) > 0)
     for lr in (0.1, 0.2):
         got = np.array([float(r["escape_step"]) for r in recs
                         if r["optimizer"] == "sgd" and float(r["learning_rate"]) == lr])
@@ -120,7 +163,7 @@ def test_compare_from_exact_saddle_only_pgd_escapes(tmp_path, capsys):
         "--trajectories", "2", "--out", str(tmp_path / "r"),
     )
     assert code == 0, err
-    rates = {(ln.split()[0], ln.split()[1]): float(ln.split()[-4]) for ln in out.splitlines()
+    rates = {(ln.split()[0], ln.split()[1]): float(ln.split()[-5]) for ln in out.splitlines()
              if ln.startswith(("sgd ", "pgd "))}
     # the gradient is exactly zero at the saddle: only the perturbation moves
     assert rates == {("sgd", "0.1"): 0.0, ("sgd", "0.2"): 0.0, ("pgd", "0.1"): 1.0,
@@ -141,7 +184,7 @@ def test_compare_without_saddle_measures_hit_steps(tmp_path, capsys):
     with open(tmp_path / "r" / "records.csv", newline="") as fh:
         got = np.array([float(r["hit_step"]) for r in csv.DictReader(fh)])
     # oracle: serial float64 gradient descent on (1 - x)^2 + 100 (y - x^2)^2
-    x = cli._box_starts([-2.048, -2.048], [2.048, 2.048], seeds, 1).astype(np.float64)
+    x = _starts("uniform", np.full(2, -2.048), np.full(2, 2.048), seeds, 1).astype(np.float64)
     assert np.all(np.abs(x) <= 2.048)
     want = np.full(seeds, math.inf)
     for t in range(steps + 1):
@@ -180,11 +223,23 @@ def test_output_path_errors_are_one_line(tmp_path, capsys):
     code, out, err = _run(capsys, "run", "explosion", "--quick", "--out", str(blocker))
     assert code == 2 and out == "" and "is a file" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    # a run directory below a file (OSError from the filesystem): one line, status 1
+    # an image below a file or in a missing directory: one line naming the flag, nothing
+    # created behind the user's back
+    for out_path in (blocker / "sub" / "map.png", tmp_path / "missing" / "map.png"):
+        code, out, err = _run(capsys, "curvature-map", "saddle_xy", "--resolution", "4",
+                              "--out", str(out_path))
+        assert code == 2 and "Traceback" not in err and "--out" in err
+        assert len(err.strip().splitlines()) == 1 and err.startswith("jaxopt-lab: error:")
+    assert not (tmp_path / "missing").exists()
+    code, _, err = _run(capsys, "spectrum", "saddle_xy", "0.1", "0.2", "--density",
+                        str(tmp_path / "missing" / "d.png"))
+    assert code == 2 and "--density" in err and not (tmp_path / "missing").exists()
+    # a name without an extension: the file written is NAME.png, and that is what is reported
     code, out, err = _run(capsys, "curvature-map", "saddle_xy", "--resolution", "4",
-                          "--out", str(blocker / "sub" / "map.png"))
-    assert code == 1 and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1 and err.startswith("jaxopt-lab: error:")
+                          "--out", str(tmp_path / "afile"))
+    assert code == 0, err
+    assert (tmp_path / "afile.png").read_bytes()[:8] == PNG_MAGIC
+    assert not (tmp_path / "afile").exists() and f"{tmp_path / 'afile.png'}" in out
 
 
 @pytest.mark.parametrize(
@@ -307,8 +362,11 @@ def test_run_experiment_plumbing(tmp_path, capsys, monkeypatch):
             return cls(steps=300)
 
     def run(config, out_dir=None):
+        from jaxopt_lab import compare
+
         calls.append((config, out_dir))
-        return {"summary": {"final_loss": 0.125, "exploded": {"sgd": 2}}, "steps": config.steps}
+        return compare.Results(["a"], {"a": [{}]}, {"a": {"x": np.zeros((1, 2))}},
+                               summary={"final_loss": 0.125, "exploded": {"sgd": 2}})
 
     toy = types.SimpleNamespace(Config=Config, run=run)
     monkeypatch.setattr(experiments, "names", lambda: ["toy"], raising=False)
@@ -322,6 +380,18 @@ def test_run_experiment_plumbing(tmp_path, capsys, monkeypatch):
     assert code == 0 and calls[-1] == (Config(steps=300), str(tmp_path / "f"))
     code, out, err = _run(capsys, "run", "other")
     assert code == 2 and "['toy']" in err and len(err.strip().splitlines()) == 1
+
+
+def _starts(mode, a, b, n, seed):
+    """Seed i's start: sample_start(mode, fold_in(fold_in(key(seed), i), 0), a, b)."""
+    import jax
+
+    from jaxopt_lab.compare.landscape import sample_start
+
+    key = jax.random.key(seed)
+    return np.stack([np.asarray(sample_start(
+        mode, jax.random.fold_in(jax.random.fold_in(key, i), 0), np.asarray(a, np.float32),
+        np.asarray(b, np.float32), len(a))) for i in range(n)])
 
 
 @pytest.mark.slow

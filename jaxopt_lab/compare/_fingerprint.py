@@ -12,6 +12,7 @@ reads: rebinding a global between two calls does not invalidate the cache.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -75,6 +76,46 @@ def fingerprint(obj: Any, refs: list | None = None, *, stable: bool = False, _de
     return _by_identity(obj, refs, stable)
 
 
+_MEMO: collections.OrderedDict = collections.OrderedDict()
+_MEMO_SIZE = 256
+
+
+def fingerprint_memo(obj: Any, refs: list) -> Any:
+    """:func:`fingerprint` of a function or transform, memoized by identity.
+
+    Like ``jax.jit``'s own cache, this assumes a function object's code and closure do not
+    change after its first use (rebinding a closure cell is not seen). The object is kept
+    alive while memoized, so its id is never reused for another object. Mutable containers
+    (dicts, lists) are fingerprinted afresh every time.
+    """
+    if not isinstance(obj, (types.FunctionType, functools.partial, tuple)):
+        return fingerprint(obj, refs)
+    hit = _MEMO.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        _MEMO.move_to_end(id(obj))
+        refs.extend(hit[2])
+        return hit[1]
+    own: list = []
+    fp = fingerprint(obj, own)
+    if isinstance(obj, tuple) and not _immutable(fp):
+        refs.extend(own)
+        return fp
+    _MEMO[id(obj)] = (obj, fp, tuple(own))
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    refs.extend(own)
+    return fp
+
+
+def _immutable(fp) -> bool:
+    """A tuple's fingerprint with no list or dict inside (its value cannot change)."""
+    if isinstance(fp, tuple):
+        if fp and fp[0] in ("list", "dict"):
+            return False
+        return all(_immutable(x) for x in fp)
+    return True
+
+
 def _cell(cell):
     try:
         return cell.cell_contents
@@ -82,6 +123,7 @@ def _cell(cell):
         return "<empty cell>"
 
 
+@functools.lru_cache(maxsize=4096)
 def _code_key(code: types.CodeType):
     h = hashlib.sha256(code.co_code)
     h.update(repr(tuple(c for c in code.co_consts if not isinstance(c, types.CodeType))).encode())

@@ -71,12 +71,18 @@ class Trial:
         sharded with the seeds; or None.
       static: hashable description of everything ``run`` closes over that changes the
         program (part of the compile-cache key, beside ``run``'s structural fingerprint).
+      identity: optional hashable key that replaces ``run``'s structural fingerprint in the
+        compile-cache key (a front-end that already fingerprinted what ``run`` closes over
+        passes it, saving the work per call); then ``refs`` are the objects that key holds
+        by identity (kept alive with the cached program).
     """
 
     run: Callable
     inputs: Any = None
     seed_inputs: Any = None
     static: Any = None
+    identity: Any = None
+    refs: tuple = ()
 
 
 class SweepOutput(NamedTuple):
@@ -175,6 +181,17 @@ class _Pending:
     refs: list
 
 
+_NO_ROWS: dict = {}
+
+
+def _no_rows(mesh, padded: int):
+    """The placeholder ``[padded, 0]`` rows of a trial without seed inputs (cached)."""
+    k = (tuple(d.id for d in mesh.devices.flat), padded)
+    if k not in _NO_ROWS:
+        _NO_ROWS[k] = devices.put(mesh, np.zeros((padded, 0), np.float32), P("seeds"))
+    return _NO_ROWS[k]
+
+
 def _rows_for_chunk(seed_inputs, lo: int, n: int, padded: int):
     """This chunk's rows of ``seed_inputs``, zero-padded to ``padded`` seeds."""
     def pad(a):
@@ -266,8 +283,9 @@ def sweep(
     replicated = NamedSharding(mesh, P())
     seed_sharded = NamedSharding(mesh, P("seeds"))
     out_sharding = NamedSharding(mesh, P(None, "seeds"))
-    key_dev = devices.put(mesh, np.asarray(jax.random.key_data(key)), P())
-    inputs_dev = jax.tree.map(lambda a: devices.put(mesh, np.asarray(a), P()), trial.inputs)
+    key_dev, inputs_dev = devices.put(
+        mesh, (np.asarray(jax.random.key_data(key)), jax.tree.map(np.asarray, trial.inputs)),
+        P())
     rows_abstract = (
         jax.tree.map(lambda a: jax.ShapeDtypeStruct((padded,) + np.shape(a)[1:],
                                                     np.asarray(a).dtype,
@@ -275,8 +293,10 @@ def sweep(
         if has_seed_inputs else jax.ShapeDtypeStruct((padded, 0), jnp.float32,
                                                      sharding=seed_sharded)
     )
-    refs: list = []
-    trial_fp = (_fingerprint.fingerprint(trial.run, refs), trial.static)
+    refs: list = list(trial.refs)
+    run_fp = (trial.identity if trial.identity is not None
+              else _fingerprint.fingerprint(trial.run, refs))
+    trial_fp = (run_fp, trial.static)
     avals = jax.tree.map(lambda a: (np.shape(a), str(np.asarray(a).dtype)),
                          (trial.inputs, trial.seed_inputs))
     avals_fp = (jax.tree.structure((trial.inputs, trial.seed_inputs)),
@@ -290,7 +310,7 @@ def sweep(
 
     def lower(fam: OptimizerFamily, group) -> _Pending | tuple | None:
         grefs = list(refs)
-        opt_fp = _fingerprint.fingerprint(
+        opt_fp = _fingerprint.fingerprint_memo(
             fam.transform if fam.factory is None else fam.factory, grefs)
         static_fp = _fingerprint.fingerprint(group.static, grefs)
         traced_keys = tuple(group.traced)
@@ -376,10 +396,13 @@ def sweep(
     outputs: dict = {f.name: None for f in families}
     items = [(fi, gi, c) for fi, f in enumerate(families) for gi in range(len(f.groups))
              for c in range(n_chunks)]
-    group_args = {
-        (fi, gi): {k: devices.put(mesh, v, P()) for k, v in f.groups[gi].traced.items()}
-        for fi, f in enumerate(families) for gi in range(len(f.groups))
-    }
+    needed_items = [it for it in items
+                    if store is None or not store.has_chunk(chunk_name(*it))]
+    group_args, offsets = devices.put(mesh, (
+        {(fi, gi): dict(f.groups[gi].traced)
+         for fi, f in enumerate(families) for gi in range(len(f.groups))},
+        {c: np.int32(c * chunk_size) for c in sorted({it[2] for it in needed_items})},
+    ), P())
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -411,18 +434,18 @@ def sweep(
         lo = c * chunk_size
         n = min(num_seeds, lo + chunk_size) - lo
         if has_seed_inputs:
-            rows = _rows_for_chunk(trial.seed_inputs, lo, n, padded)
+            rows = devices.put(mesh, _rows_for_chunk(trial.seed_inputs, lo, n, padded),
+                               P("seeds"))
         else:
-            rows = np.zeros((padded, 0), np.float32)
-        rows = jax.tree.map(lambda a: devices.put(mesh, a, P("seeds")), rows)
-        return programs[(fi, gi)](group_args[(fi, gi)], devices.put(mesh, np.int32(lo), P()),
-                                  rows, key_dev, inputs_dev)
+            rows = _no_rows(mesh, padded)
+        offset = offsets[c] if c in offsets else devices.put(mesh, np.int32(lo), P())
+        return programs[(fi, gi)](group_args[(fi, gi)], offset, rows, key_dev, inputs_dev)
 
     def collect(item, result):
         fi, gi, c = item
         lo = c * chunk_size
         n = min(num_seeds, lo + chunk_size) - lo
-        out = jax.tree.map(lambda a: devices.fetch(a)[:, :n], result)
+        out = jax.tree.map(lambda a: a[:, :n], devices.fetch(result))
         if store is not None:
             store.save_chunk(chunk_name(*item), out, identity(*item))
         place(fi, gi, c, out)

@@ -18,24 +18,33 @@ def seed_mesh() -> Mesh:
     return Mesh(np.asarray(jax.devices()), ("seeds",))
 
 
-def put(mesh: Mesh, arr, spec):
-    """Place a host array on ``mesh`` with partition ``spec`` (multi-process safe)."""
+def put(mesh: Mesh, tree, spec):
+    """Place a pytree of host arrays on ``mesh``, every leaf with partition ``spec``, in one
+    batched transfer (multi-process safe: each process feeds only its own shards)."""
     sharding = NamedSharding(mesh, spec)
     if jax.process_count() == 1:
-        return jax.device_put(arr, sharding)
-    arr = np.asarray(arr)
-    return jax.make_array_from_callback(arr.shape, sharding, lambda idx: arr[idx])
+        return jax.device_put(tree, sharding)
+
+    def one(arr):
+        arr = np.asarray(arr)
+        return jax.make_array_from_callback(arr.shape, sharding, lambda idx: arr[idx])
+
+    return jax.tree.map(one, tree)
 
 
-def fetch(x) -> np.ndarray | None:
-    """A device array as numpy, all-gathered across processes when needed."""
-    if x is None:
-        return None
-    if jax.process_count() > 1 and not x.is_fully_addressable:
+def fetch(tree):
+    """A pytree of device arrays as numpy (one batched transfer), all-gathered across
+    processes when needed."""
+    if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
+        def one(x):
+            if x is None or x.is_fully_addressable:
+                return np.asarray(x)
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+        return jax.tree.map(one, tree)
+    return jax.device_get(tree)
 
 
 def chunk_layout(chunk_size: int, n_dev: int, batch_size: int | None) -> tuple[int, int]:

@@ -43,6 +43,8 @@ _MAX_CHUNK_ELEMENTS = 1 << 27
 ESCAPE_INIT_SCALE = 1e-3
 _DEFAULT_TARGET = 1e-3
 _INIT_MODES = ("uniform", "ball", "gaussian")
+# (objective fingerprint, dim) -> refs: objectives already checked to return a scalar
+_CHECKED_OBJECTIVES: dict = {}
 
 
 @dataclasses.dataclass
@@ -141,10 +143,14 @@ def sample_start(mode: str, key, a, b, d: int):
 
 def _landscape_trial(f: Callable, st: _Static, init_fn: Callable | None, d: int):
     """The per-seed program of a landscape sweep (see the module docstring)."""
-    vg = jax.value_and_grad(f)
-    fns = steps_mod.objective_fns(f)
 
-    def run(opt, key, i, row, inputs):
+    def run(opt, key, i, row, packed):
+        vg = jax.value_and_grad(f)
+        fns = steps_mod.objective_fns(f)
+        inputs = {"init_a": packed[:d], "init_b": packed[d:2 * d],
+                  "center": packed[2 * d:3 * d], "radius": packed[3 * d],
+                  "margin": packed[3 * d + 1], "f_center": packed[3 * d + 2],
+                  "hit_thr": packed[3 * d + 3]}
         k_start = jax.random.fold_in(key, 0)
         if st.init_mode in _INIT_MODES:
             x0 = sample_start(st.init_mode, k_start, inputs["init_a"], inputs["init_b"], d)
@@ -441,14 +447,21 @@ def run(
         init_a = np.zeros(d, np.float32)
         init_b = np.zeros(d, np.float32)
 
-    # objective check (abstract evaluation only; no compilation)
-    try:
-        out = jax.eval_shape(problem.f, jax.ShapeDtypeStruct((d,), jnp.float32))
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"objective failed on an input of shape ({d},): "
-                         f"{type(e).__name__}: {e}") from None
-    if getattr(out, "shape", None) != ():
-        raise ValueError(f"objective must return a scalar for x of shape ({d},), got {out}")
+    # objective check (abstract evaluation only, once per objective and dimension)
+    refs: list = []
+    f_fp = _fingerprint.fingerprint_memo(problem.f, refs)
+    init_fp = None if init_fn is None else _fingerprint.fingerprint_memo(init_fn, refs)
+    if (f_fp, d) not in _CHECKED_OBJECTIVES:
+        try:
+            out = jax.eval_shape(problem.f, jax.ShapeDtypeStruct((d,), jnp.float32))
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"objective failed on an input of shape ({d},): "
+                             f"{type(e).__name__}: {e}") from None
+        if getattr(out, "shape", None) != ():
+            raise ValueError(f"objective must return a scalar for x of shape ({d},), got {out}")
+        _CHECKED_OBJECTIVES[(f_fp, d)] = tuple(refs)
+        while len(_CHECKED_OBJECTIVES) > 256:
+            _CHECKED_OBJECTIVES.pop(next(iter(_CHECKED_OBJECTIVES)))
 
     if target is None and problem.f_min is not None:
         target = _DEFAULT_TARGET
@@ -480,17 +493,22 @@ def run(
 
     st = _Static(steps, record_every, init_mode, escape_on, escape_margin is not None, hit_on,
                  unroll)
-    inputs = {
-        "init_a": np.asarray(init_a, np.float32), "init_b": np.asarray(init_b, np.float32),
-        "center": np.asarray(center, np.float32),
-        "radius": np.float32(escape_radius or 1.0), "margin": np.float32(escape_margin or 0.0),
-        "f_center": np.float32(f_center), "hit_thr": np.float32(hit_thr if hit_on else 0.0),
-    }
+    # one packed vector (one transfer per call): init_a, init_b, center [d each], radius,
+    # margin, f_center, hit threshold
+    inputs = np.concatenate([
+        np.asarray(init_a, np.float32), np.asarray(init_b, np.float32),
+        np.asarray(center, np.float32),
+        np.asarray([escape_radius or 1.0, escape_margin or 0.0, f_center,
+                    hit_thr if hit_on else 0.0], np.float32)])
     trial = core.Trial(_landscape_trial(problem.f, st, init_fn, d), inputs=inputs,
-                       seed_inputs=x0_all, static=st)
+                       seed_inputs=x0_all, static=st,
+                       identity=("landscape", f_fp, init_fp, d), refs=tuple(refs))
     config = {
         "objective": problem.name,
-        "objective_fingerprint": _fingerprint.stable_hash(problem.f),
+        # identifies the objective across processes (the resumable store's key): computed
+        # only when there is a run directory
+        "objective_fingerprint": (_fingerprint.stable_hash(problem.f)
+                                  if out_dir is not None else None),
         "dim": d,
         "optimizers": {fam.name: fam.desc for fam in families},
         "num_seeds": num_seeds,

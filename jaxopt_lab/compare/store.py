@@ -26,6 +26,7 @@ swapped or copied from another run is reported by path and recomputed.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import math
@@ -308,8 +309,8 @@ def _read_json(path: str, what: str) -> dict:
 # --------------------------------------------------------------------------- meta
 
 
-def versions() -> dict:
-    """Versions of Python and the libraries a run depends on."""
+@functools.cache
+def _versions() -> tuple:
     import sys
 
     out = {"python": sys.version.split()[0], "numpy": np.__version__}
@@ -318,16 +319,27 @@ def versions() -> dict:
             out[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001
             out[mod] = None
-    return out
+    return tuple(out.items())
+
+
+def versions() -> dict:
+    """Versions of Python and the libraries a run depends on."""
+    return dict(_versions())
 
 
 def device_info() -> dict:
     """Platform, device kind and count, process count and host of this run."""
+    return dict(_device_info())
+
+
+@functools.cache
+def _device_info() -> tuple:
     import jax
 
     devs = jax.devices()
-    return {"platform": devs[0].platform, "kind": devs[0].device_kind, "count": len(devs),
-            "process_count": jax.process_count(), "host": platform.node()}
+    return tuple({"platform": devs[0].platform, "kind": devs[0].device_kind,
+                  "count": len(devs), "process_count": jax.process_count(),
+                  "host": platform.node()}.items())
 
 
 def make_meta(config: Any, *, key: Any = None, compile_seconds: float = 0.0,

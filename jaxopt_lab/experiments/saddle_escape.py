@@ -274,8 +274,10 @@ def _figures(c: Config, plan: Plan, results, traj_results) -> dict:
                 lower = np.maximum(lower, plan.center - reach)
                 upper = np.minimum(upper, plan.center + reach)
                 escape = (np.asarray(plan.center, float), c.radius)
+            rank = {n: np.asarray(traj_results.metrics[n][column])[h] for n in trajs}
             figs[name] = plot.contour(
                 land, sel, bounds=(lower, upper), max_per_optimizer=c.trajectories,
+                rank_by=rank, rank_label=column.replace("_", " "),
                 escape=escape, title=f"{land.name}: {c.trajectories} trajectories per "
                 f"optimizer (lr {lr:g})")
     return figs
