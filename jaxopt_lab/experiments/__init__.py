@@ -27,6 +27,8 @@ _EXPERIMENTS: tuple[str, ...] = (
     "local_minima",
     "dead_units",
     "instability",
+    "gan_mixtures",
+    "dirac_gan",
 )
 
 

@@ -1,0 +1,96 @@
+"""Figures of the mode-collapse lab: generated-sample scatter per optimizer and remedy,
+metrics over training, Dirac-GAN trajectories. Functions of saved results only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from jaxopt_lab.plot.style import colors
+
+__all__ = ["metric_curves", "sample_scatter"]
+
+
+def sample_scatter(results: Any, samples: dict, centers: Any, *, seed: int = 0,
+                   hparam_filter: dict | None = None) -> Figure:
+    """Grid of scatter plots: rows = optimizers, columns = hyperparameter rows (remedy,
+    learning rate); generated samples of seed ``seed`` over the mixture's centers."""
+    names = [n for n in results.optimizers if n in samples]
+    cols = max(len(results.hparams[n]) for n in names)
+    fig = Figure(figsize=(2.2 * cols, 2.2 * len(names)), layout="constrained")
+    axes = fig.subplots(len(names), cols, squeeze=False)
+    centers = np.asarray(centers)
+    for i, n in enumerate(names):
+        for j in range(cols):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(results.hparams[n]):
+                ax.set_axis_off()
+                continue
+            hp = results.hparams[n][j]
+            x = np.asarray(samples[n][j, seed])
+            ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5, color="#1f77b4")
+            ax.scatter(centers[:, 0], centers[:, 1], s=12, marker="x", color="#d62728")
+            lim = 1.5 * np.abs(centers).max() + 0.5
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            modes = results.metrics[n]["modes"][j, seed]
+            label = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in hp.values())
+            ax.set_title(f"{n}\n{label}: {modes:g} modes", fontsize=7)
+    return fig
+
+
+def metric_curves(results: Any, metric: str, steps: Any, *, target: float | None = None
+                  ) -> Figure:
+    """``metric`` over training: median over seeds (line) and IQR (band) per optimizer,
+    one panel per remedy / hyperparameter row."""
+    first = results.optimizers[0]
+    hps = results.hparams[first]
+    fig = Figure(figsize=(3.2 * len(hps), 2.8), layout="constrained")
+    axes = fig.subplots(1, len(hps), squeeze=False)[0]
+    cs = colors(len(results.optimizers))
+    steps = np.asarray(steps)
+    for j, hp in enumerate(hps):
+        ax = axes[j]
+        for k, n in enumerate(results.optimizers):
+            if j >= len(results.hparams[n]):
+                continue
+            y = np.asarray(results.curves[n][metric][j], np.float64)  # [S, T]
+            q = np.nanquantile(y, [0.25, 0.5, 0.75], axis=0)
+            ax.plot(steps, q[1], color=cs[k], label=n)
+            ax.fill_between(steps, q[0], q[2], color=cs[k], alpha=0.2)
+        if target is not None:
+            ax.axhline(target, color="k", lw=0.8, ls="--")
+        ax.set_title(", ".join(f"{v:g}" if isinstance(v, float) else str(v)
+                               for v in hp.values()), fontsize=8)
+        ax.set_xlabel("generator step")
+        if j == 0:
+            ax.set_ylabel(metric)
+    axes[0].legend(fontsize=6)
+    return fig
+
+
+def dirac_trajectories(theta: Any, psi: Any, labels: list[str]) -> Figure:
+    """Dirac-GAN trajectories in the (theta, psi) plane, one panel per label
+    (``theta``/``psi``: ``[n_panels, T]``)."""
+    theta, psi = np.asarray(theta), np.asarray(psi)
+    fig = Figure(figsize=(2.6 * len(labels), 2.6), layout="constrained")
+    axes = fig.subplots(1, len(labels), squeeze=False)[0]
+    for i, lab in enumerate(labels):
+        ax = axes[i]
+        ax.plot(theta[i], psi[i], lw=0.8)
+        ax.scatter([0], [0], marker="*", color="#2ca02c", s=60)
+        ax.set_title(lab, fontsize=8)
+        ax.set_xlabel("theta")
+        if i == 0:
+            ax.set_ylabel("psi")
+        lim = max(1.5, float(np.nanmax(np.abs(np.r_[theta[i], psi[i]])[:200])) * 1.1)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    return fig
+
+
+__all__ += ["dirac_trajectories"]

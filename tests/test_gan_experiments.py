@@ -1,0 +1,31 @@
+"""The GAN experiments' quick presets end to end (run directory through compare.store)."""
+
+import numpy as np
+
+from jaxopt_lab import compare, experiments
+
+
+def test_dirac_gan_quick(tmp_path):
+    exp = experiments.get("dirac_gan")
+    res = exp.run(exp.Config.quick(), out_dir=tmp_path)
+    rows = {(r["optimizer"], r["remedy"]): r for r in res.summary["rows"]}
+    assert rows[("sgd", "simultaneous")]["converged_rate"] == 0.0
+    assert rows[("sgd", "r1")]["converged_rate"] == 1.0
+    back = compare.load(tmp_path)
+    assert back.hparams == res.hparams
+    assert (tmp_path / "trajectories.png").exists()
+
+
+def test_gan_mixtures_quick(tmp_path):
+    exp = experiments.get("gan_mixtures")
+    c = exp.Config.quick()
+    res = exp.run(c, out_dir=tmp_path)
+    m = res.metrics["adam"]
+    assert m["modes"].shape == (2, c.num_seeds)
+    assert np.all((m["modes"] >= 0) & (m["modes"] <= 8))
+    assert res.curves["adam"]["modes"].shape == (2, c.num_seeds, c.steps // c.eval_every)
+    recs = compare.read_csv(tmp_path / "records.csv")
+    assert {"optimizer", "remedy", "learning_rate", "seed", "modes", "hq_fraction",
+            "reverse_kl"} <= set(recs[0])
+    assert (tmp_path / "samples.png").exists()
+    assert (tmp_path / "modes_over_training.png").exists()
