@@ -8,12 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import FAST
 
 from jaxopt_lab import search
 
 # Tests compile with XLA's backend optimisation off: about 3x faster compiles on CPU for
 # these tiny programs; the results are the same programs' results.
-_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+_jit = functools.partial(jax.jit, compiler_options=FAST)
 
 
 def _rastrigin(x):

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import FAST
 
 from jaxopt_lab.curvature import (
     conjugate_gradient,
@@ -26,7 +27,7 @@ from jaxopt_lab.transforms import (
 
 # Tests compile with XLA's backend optimisation off: about 3x faster compiles on CPU for
 # these tiny programs.
-_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+_jit = functools.partial(jax.jit, compiler_options=FAST)
 
 
 def _spd(rng, d, cond=50.0):

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import FAST
 
 from jaxopt_lab import transforms as T
 
@@ -28,7 +29,6 @@ STEPS = 3
 SEEDS = 3
 # Cheap XLA compiles: these tests check semantics, not speed (both sides of every
 # comparison are compiled with the same options).
-FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def loss(p):

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import FAST
 
 from jaxopt_lab.transforms import (
     EWCOnlineState,
@@ -22,7 +23,6 @@ from jaxopt_lab.transforms import (
 D, C, B = 3, 4, 5  # features, classes, examples
 
 # Cheap XLA compiles: these tests check values, not speed.
-FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 jit = functools.partial(jax.jit, compiler_options=FAST)
 
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import FAST
 from scipy.optimize import nnls
 
 from jaxopt_lab.transforms import agem, agem_project, gem, gem_project
@@ -17,7 +18,6 @@ from jaxopt_lab.transforms import agem, agem_project, gem, gem_project
 T_MAX, N_MAX = 20, 1000
 
 # Cheap XLA compiles: these tests check values, not speed.
-FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 jit = functools.partial(jax.jit, compiler_options=FAST)
 
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import FAST
 
 from jaxopt_lab.transforms import (
     gradient_monitor,
@@ -24,7 +25,6 @@ from jaxopt_lab.transforms.rollback import RollbackState, check_placement, resto
 # ----------------------------------------------------------------------------- perturbed GD
 
 # Cheap XLA compiles: these tests check values, not speed.
-FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 jit = functools.partial(jax.jit, compiler_options=FAST)
 
 
