@@ -1,0 +1,103 @@
+"""GAN benchmarks: 16 seeds of the ring GAN in one vmapped program (the sweep core) vs the
+same jitted per-seed program run for 16 seeds one after another; each remedy's cost per
+step relative to the plain step. Prints a table, writes benchmarks/results/gan.json.
+
+Usage: python benchmarks/gan.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxopt_lab import gan
+from jaxopt_lab.experiments import gan_mixtures as gm
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _timed(fn, repeats):
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts), min(ts)
+
+
+def _seed_program(spec, nets, steps, opt, sample):
+    """One seed's run (scan of the two-player step), jitted once."""
+    @jax.jit
+    def run(key, centers):
+        st = gan.init_state(spec, nets, opt, jax.random.fold_in(key, 0))
+
+        def body(s, t):
+            return gan.gan_step(spec, nets, opt, s, jax.random.fold_in(key, t),
+                                lambda k, n: sample({"centers": centers}, k, n))
+        s, info = jax.lax.scan(body, st, jnp.arange(steps))
+        return info.g_loss[-1]
+    return run
+
+
+def main(quick: bool):
+    seeds, steps, repeats = 16, (50 if quick else 200), (2 if quick else 3)
+    c = gm.Config(steps=steps, eval_every=steps, num_seeds=seeds, num_keep=0,
+                  optimizers=("adam",))
+    mix = gm._mixture("ring")
+    centers = np.asarray(mix.centers, np.float32)
+    sample = functools.partial(gm._sample_real, mix.std)
+    opt = optax.adam(1e-3)
+    out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                       "jax": jax.__version__, "backend": jax.default_backend()},
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "seeds": seeds, "steps": steps, "setup": "small (latent 2, G/D 2x128 ReLU, batch 64)"}
+    # vmapped: the core's program (one seed axis, 16 seeds)
+    spec, nets = gm.build(c, "none")
+    trial = gan.make_trial(spec, nets, steps=steps, eval_every=steps, sample_real=sample,
+                           evaluate=functools.partial(gm._evaluate, mix.std),
+                           inputs={"centers": centers}, num_eval=100)
+    key = jax.random.key(0)
+    sw = gan.sweep(trial, {"adam": opt}, num_seeds=seeds, key=key)
+    t_v = _timed(lambda: gan.sweep(trial, {"adam": opt}, num_seeds=seeds, key=key).outputs[
+        "adam"]["final"]["g_loss"], repeats)
+    prog = _seed_program(spec, nets, steps, opt, sample)
+    jax.block_until_ready(prog(key, centers))
+    t_s = _timed(lambda: [prog(jax.random.fold_in(key, i), centers) for i in range(seeds)],
+                 repeats)
+    out["vmapped_seconds"], out["serial_seconds"] = t_v[0], t_s[0]
+    out["vmapped_compile_seconds"] = sw.compile_seconds
+    out["speedup"] = t_s[0] / t_v[0]
+    print(f"{seeds} seeds x {steps} steps: vmapped {t_v[0]:.3f} s, serial {t_s[0]:.3f} s, "
+          f"speed-up {out['speedup']:.2f}x (target >= 4x)")
+    # remedy cost per step (one seed, jitted scan), relative to the plain step
+    costs = {}
+    base = None
+    for remedy in gan.REMEDIES:
+        spec_r, nets_r = gm.build(c, remedy)
+        p = _seed_program(spec_r, nets_r, steps, opt, sample)
+        jax.block_until_ready(p(key, centers))
+        t = _timed(lambda p=p: p(key, centers), repeats)[0] / steps
+        base = t if remedy == "none" else base
+        costs[remedy] = {"seconds_per_step": t, "relative": t / base}
+        print(f"  {remedy:26s} {1e3 * t:8.3f} ms/step  {t / base:5.2f}x")
+    out["remedy_cost"] = costs
+    path = os.path.join(HERE, "results", "gan_quick.json" if quick else "gan.json")
+    with open(path, "w") as fh:
+        json.dump(out, fh, indent=2)
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    main(ap.parse_args().quick)
