@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxopt_lab import experiments
+from jaxopt_lab import compare, experiments
 from jaxopt_lab.experiments import instability as ins
 from jaxopt_lab.transforms import weight_ema
 
@@ -17,26 +17,36 @@ def quick_run(tmp_path_factory):
 
 
 def test_contrast_constant_vs_warmup_cosine_vs_ema(quick_run):
+    # measured on 64 seeds at peak 1.2 (warmup 50): constant flags 64/64 and is still
+    # oscillating over > half the last window on 64/64 (final loss median 30.6); warmup +
+    # cosine catapults once near the warmup peak (flag fires on 64/64 there) but is
+    # oscillating late on 0/64 and ends at loss median 0.43; EMA of the constant run:
+    # 4.3. Asserted with margins over the quick preset's 32 seeds:
     res, out = quick_run
-    s = res["summary"]
-    # the constant peak rate oscillates by orders of magnitude more than warmup + cosine
-    assert s["constant"]["oscillation"] > 20 * s["warmup_cosine"]["oscillation"]
+    assert isinstance(res, compare.Results)
+    s = res.summary
+    c, w = s["constant"], s["warmup_cosine"]
+    # the constant peak rate oscillates by far more than warmup + cosine at the end
+    assert c["oscillation"]["ci"][0] > 20 * w["oscillation"]["ci"][1]
     # ...ends far worse, and its oscillation flag fires on every seed
-    assert s["constant"]["final_loss"] > 10 * s["warmup_cosine"]["final_loss"]
-    assert s["constant"]["oscillation_flagged_fraction"] == 1.0
-    # the monitor still calls the constant run oscillating at the end, and the decayed run
-    # not (it may fire transiently around the peak of the warmup: that is real)
-    assert s["constant"]["oscillating_late_fraction"] > 0.5
-    assert s["warmup_cosine"]["oscillating_late_fraction"] == 0.0
-    assert s["warmup_cosine"]["final_loss"] < 0.2
-    assert s["warmup_cosine"]["test_accuracy"] > 0.9
+    assert c["final_loss"]["ci"][0] > 10 * w["final_loss"]["ci"][1]
+    assert c["oscillation_flagged"]["ci"][0] > 0.85
+    # the monitor still calls the constant run oscillating at the end on (nearly) every
+    # seed, and the decayed run on none (its transient catapult near the warmup peak is
+    # real and reported in median_first_oscillation_step)
+    assert c["oscillating_late"]["ci"][0] > 0.85
+    assert w["oscillating_late"]["rate"] == 0.0
+    assert 0 < w["median_first_oscillation_step"] < 2 * ins.Config.quick().warmup_steps
+    assert w["test_accuracy"]["ci"][0] > 3 * c["test_accuracy"]["ci"][1]
     # averaging the oscillating iterates helps the constant schedule a lot...
-    assert s["constant+ema"]["final_loss"] < 0.5 * s["constant"]["final_loss"]
+    assert c["final_loss_ema"]["ci"][1] < 0.5 * c["final_loss"]["ci"][0]
     # ...and changes the decayed schedule little
-    assert s["warmup_cosine+ema"]["final_loss"] < 2 * s["warmup_cosine"]["final_loss"]
+    assert w["final_loss_ema"]["median"] < 2 * w["final_loss"]["median"]
+    for v in ins.SCHEDULES:
+        assert s["nonfinite_seeds"][v] == np.nonzero(res.metrics[v]["nonfinite"][0])[0].tolist()
     for name in ("records.csv", "meta.json", "loss_curves.png"):
         assert (out / name).stat().st_size > 0
-    assert len(res["records"]) == 4 * ins.Config.quick().num_seeds
+    assert len(compare.read_csv(out)) == 2 * ins.Config.quick().num_seeds
 
 
 def test_weight_ema_matches_closed_form():

@@ -2,7 +2,9 @@
 
 A tanh RNN whose recurrent matrix is ``recurrent_scale`` times an orthogonal
 matrix (spectral radius > 1) is trained by plain SGD on the adding problem.
-Three paired variants (same seeds, same data stream, one compiled program):
+Three paired variants trained in the sweep core (:func:`jaxopt_lab.compare.train`; seed
+``i`` is ``fold_in(key(seed), i)``: the same initialization and data stream for every
+variant):
 
 * ``no_clip``: SGD. Gradient norms are large from the first steps; a few
   steps later the loss becomes non-finite. The health monitor's ``exploding``
@@ -29,10 +31,11 @@ import dataclasses
 import time
 from typing import Any
 
+import jax
 import numpy as np
 import optax
 
-from jaxopt_lab import data, health, models, transforms
+from jaxopt_lab import compare, data, health, models, transforms
 from jaxopt_lab._validation import check_int, check_positive
 from jaxopt_lab.experiments import _common
 
@@ -48,7 +51,7 @@ class Config:
 
     Attributes:
       num_seeds: independent runs per variant (vmapped).
-      seed: base seed (each run's key is split from it).
+      seed: base seed (seed ``i`` is ``fold_in(key(seed), i)``).
       hidden: RNN hidden units.
       length: sequence length of the adding problem.
       batch_size: sequences per step.
@@ -63,7 +66,7 @@ class Config:
       fast_compile: compile with XLA optimization level 0 on CPU (quicker for short runs).
     """
 
-    num_seeds: int = 8
+    num_seeds: int = 16
     seed: int = 0
     hidden: int = 16
     length: int = 20
@@ -92,33 +95,35 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        """Seconds on a laptop CPU: 8 seeds, hidden 16, length 20, 200 steps."""
+        """Seconds on a laptop CPU: 16 seeds, hidden 16, length 20, 200 steps (the contrast,
+        measured on 32 seeds: no_clip non-finite on 32/32, clip and rollback on 0/32)."""
         return cls()
 
     @classmethod
     def full(cls) -> Config:
-        """32 seeds, hidden 32, length 30, 1000 steps."""
-        return cls(num_seeds=32, hidden=32, length=30, steps=1000, learning_rate=0.1)
+        """128 seeds, hidden 32, length 30, 1000 steps."""
+        return cls(num_seeds=128, hidden=32, length=30, steps=1000, learning_rate=0.1)
 
 
-def run(config: Config, out_dir: Any = None) -> dict[str, Any]:
+def run(config: Config, out_dir: Any = None) -> compare.Results:
     """Run the three variants and summarize; write a run directory if ``out_dir`` is given.
 
     Args:
       config: a :class:`Config` (e.g. ``Config.quick()``).
-      out_dir: optional directory for ``records.csv``, ``meta.json``, ``loss_curves.png``
-        and ``grad_norms.png``.
+      out_dir: optional run directory (:meth:`jaxopt_lab.compare.Results.save`):
+        ``records.csv``, ``metrics.npz``, ``curves.npz``, ``meta.json``,
+        ``loss_curves.png`` and ``grad_norms.png``.
 
     Returns:
-      dict with ``"summary"`` (``{variant: {nonfinite_fraction, first_exploding_step,
-      first_nonfinite_step, first_flag_step, initial_loss, final_loss, rollback_events,
-      seed_relative_iqr, seed_sensitive}}``, medians over seeds; first steps are -1 when no
-      seed fired; the last two from :func:`jaxopt_lab.health.seed_sensitivity` of the
-      final losses), ``"arrays"``
-      (``losses``, ``grad_norm`` ``[V, S, steps]``; ``first_exploding``,
-      ``first_nonfinite``, ``final_loss`` ``[V, S]``; ``rollback_events`` ``[S]``),
-      ``"records"`` (one dict per variant and seed), ``"variants"``, ``"seconds"``
-      and ``"out_dir"``.
+      :class:`jaxopt_lab.compare.Results` (``group_column="variant"``): per seed
+      ``metrics[v]`` (``nonfinite``, ``first_exploding_step``, ``first_nonfinite_step``,
+      ``first_flag_step`` (-1: never), ``initial_loss``, ``final_loss`` (NaN when the run
+      diverged), ``rollback_events``), ``curves[v]`` (``loss``, ``grad_norm`` ``[1, S,
+      steps]``) and ``summary``: ``{variant: {nonfinite (rate + Wilson CI),
+      first_exploding_step, first_nonfinite_step, first_flag_step (medians over the seeds
+      that fired, -1 if none), initial_loss, final_loss (median + bootstrap CI; a
+      diverged seed counts as +inf), rollback_events (mean), seed_relative_iqr,
+      seed_sensitive}, "nonfinite_seeds": {variant: [seeds]}, "baseline_loss"}``.
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be an explosion.Config, got {type(config).__name__}")
@@ -135,107 +140,93 @@ def run(config: Config, out_dir: Any = None) -> dict[str, Any]:
         recurrent_scale=c.recurrent_scale,
     )
     sgd = optax.sgd(c.learning_rate)
-    optimizers = (
-        sgd,
-        optax.chain(optax.clip_by_global_norm(c.clip_norm), sgd),
-        transforms.rollback_guard(sgd, factor=c.rollback_factor, spike_factor=c.spike_factor),
-    )
+    guard = transforms.rollback_guard(sgd, factor=c.rollback_factor, spike_factor=c.spike_factor)
+    # compare.train returns parameters, not optimizer states: the guard's rollback count
+    # travels out in a probe next to the model parameters (the same for every variant,
+    # so the three share one initialization)
+    init, loss = _common.probed(model.init, model.loss, lambda p: np.float32(0.0))
+    optimizers = {
+        "no_clip": _common.with_probe(sgd),
+        "clip": _common.with_probe(optax.chain(optax.clip_by_global_norm(c.clip_norm), sgd)),
+        "rollback": _common.with_probe(guard, lambda s: s.num_rollbacks),
+    }
     length, batch = c.length, c.batch_size
 
     def batch_fn(_, key, step):
         return data.adding_problem(key, batch, length)
 
-    res = _common.train_over_seeds(
-        model.init,
-        model.loss,
+    res = compare.train(
+        init,
+        loss,
         optimizers,
-        keys=_common.seed_keys(c.seed, c.num_seeds),
+        num_seeds=c.num_seeds,
         steps=c.steps,
+        key=jax.random.key(c.seed),
         batch_fn=batch_fn,
+        evaluate=lambda params, _: {"rollback_events": params[_common.PROBE]},
         thresholds=health.Thresholds(grad_norm_max=c.grad_norm_max),
-        layer_order=model.layers,
+        layer_order=_common.probe_layers(model.layers),
         fast_compile=c.fast_compile,
     )
-    losses = res.losses  # [V, S, T]
-    grad_norm = np.asarray(res.reports.grad_norm)
-    first_nf = res.first_step("nonfinite")
-    first_ex = res.first_step("exploding")
-    first_any = np.where(
-        (first_ex >= 0) & ((first_nf < 0) | (first_ex <= first_nf)), first_ex, first_nf
-    )
-    final = _common.tail_mean(losses, 20)
-    nonfinite = ~np.isfinite(losses[..., -1])
-    rollbacks = np.asarray(res.opt_state[2].num_rollbacks[2])  # guard state of variant 2
-
-    summary, records = {}, []
+    key = jax.random.key(c.seed)
+    metrics, curves, summary = {}, {}, {}
     for v, name in enumerate(VARIANTS):
-        fin = final[v][np.isfinite(final[v])]
-        spread = health.seed_sensitivity(final[v])
+        losses = res.losses(name)[0]  # [S, T]
+        grad_norm = np.asarray(res.reports[name].grad_norm)[0]
+        first_nf = res.first_step(name, "nonfinite")[0]
+        first_ex = res.first_step(name, "exploding")[0]
+        first_any = np.where(
+            (first_ex >= 0) & ((first_nf < 0) | (first_ex <= first_nf)), first_ex, first_nf
+        )
+        final = res.final[name]
+        final_loss = np.asarray(final["final_loss"])[0]
+        nonfinite = np.asarray(final["nonfinite"])[0].astype(bool)
+        rollbacks = np.rint(np.asarray(final["rollback_events"])[0]).astype(np.int32)
+        metrics[name] = {
+            "nonfinite": nonfinite,
+            "first_exploding_step": first_ex,
+            "first_nonfinite_step": first_nf,
+            "first_flag_step": first_any,
+            "initial_loss": losses[:, 0],
+            "final_loss": final_loss,
+            "rollback_events": rollbacks,
+        }
+        curves[name] = {"loss": losses, "grad_norm": grad_norm}
+        spread = health.seed_sensitivity(final_loss)
         summary[name] = {
-            "nonfinite_fraction": float(nonfinite[v].mean()),
-            "first_exploding_step": _common.median_fired(first_ex[v]),
-            "first_nonfinite_step": _common.median_fired(first_nf[v]),
-            "first_flag_step": _common.median_fired(first_any[v]),
-            "initial_loss": float(np.median(losses[v, :, 0])),
-            "final_loss": float(np.median(fin)) if fin.size else float("nan"),
-            "rollback_events": float(rollbacks.mean()) if name == "rollback" else 0.0,
+            "nonfinite": _common.rate(nonfinite),
+            "first_exploding_step": _common.median_fired(first_ex),
+            "first_nonfinite_step": _common.median_fired(first_nf),
+            "first_flag_step": _common.median_fired(first_any),
+            "initial_loss": float(np.median(losses[:, 0])),
+            "final_loss": _common.median_ci(final_loss, jax.random.fold_in(key, v)),
+            "rollback_events": float(rollbacks.mean()),
             "seed_relative_iqr": float(spread.relative_iqr),
             "seed_sensitive": bool(spread.flag),
         }
-        for s in range(c.num_seeds):
-            records.append(
-                {
-                    "variant": name,
-                    "seed": s,
-                    "nonfinite": bool(nonfinite[v, s]),
-                    "first_exploding_step": int(first_ex[v, s]),
-                    "first_nonfinite_step": int(first_nf[v, s]),
-                    "first_flag_step": int(first_any[v, s]),
-                    "initial_loss": float(losses[v, s, 0]),
-                    "final_loss": float(final[v, s]),
-                    "rollback_events": int(rollbacks[s]) if name == "rollback" else 0,
-                }
-            )
-    seconds = {
-        "compile": res.compile_seconds,
-        "run": res.run_seconds,
-        "total": time.perf_counter() - t_start,
-    }
-    result = {
-        "experiment": "explosion",
-        "variants": list(VARIANTS),
-        "summary": summary,
-        "baseline_loss": BASELINE_LOSS,
-        "arrays": {
-            "losses": losses,
-            "grad_norm": grad_norm,
-            "first_exploding": first_ex,
-            "first_nonfinite": first_nf,
-            "final_loss": final,
-            "rollback_events": rollbacks,
-        },
-        "records": records,
-        "seconds": seconds,
-        "out_dir": None,
-    }
+    summary["baseline_loss"] = BASELINE_LOSS
+    result = _common.results(
+        c, VARIANTS, metrics, curves, summary,
+        compile_seconds=res.compile_seconds, run_seconds=res.run_seconds,
+        total_seconds=time.perf_counter() - t_start, experiment="explosion",
+    )
     if out_dir is not None:
         from jaxopt_lab.plot import training as tplot
 
         figs = {
             "loss_curves": tplot.loss_curves(
-                dict(zip(VARIANTS, losses, strict=True)),
-                flagged=dict(zip(VARIANTS, first_nf, strict=True)),
+                {v: curves[v]["loss"] for v in VARIANTS},
+                flagged={v: metrics[v]["first_nonfinite_step"] for v in VARIANTS},
                 flag_name="non-finite",
                 ylabel="MSE (adding problem)",
                 title=f"vanilla RNN, recurrent scale {c.recurrent_scale}: SGD lr {c.learning_rate}",
             ),
             "grad_norms": tplot.loss_curves(
-                dict(zip(VARIANTS, grad_norm, strict=True)),
-                flagged=dict(zip(VARIANTS, first_ex, strict=True)),
+                {v: curves[v]["grad_norm"] for v in VARIANTS},
+                flagged={v: metrics[v]["first_exploding_step"] for v in VARIANTS},
                 flag_name="exploding",
                 ylabel="global gradient norm (before clipping)",
             ),
         }
-        meta = _common.make_meta(c, seconds=seconds, experiment="explosion", summary=summary)
-        result["out_dir"] = str(_common.write_run_dir(out_dir, records, meta, figs))
+        result.save(out_dir, figures=figs)
     return result

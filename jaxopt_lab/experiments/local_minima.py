@@ -5,7 +5,9 @@ The curve has three minima in ``[-3, 3]``: the global one at ``x* = -0.4710``
 (``f = 0.1081``), separated by maxima at ``-1.7829`` (``f = 2.3937``) and ``0.5895``
 (``f = 1.1543``) (the catalog of :func:`jaxopt_lab.landscapes.get`).
 
-Methods, each vmapped over seeds (seed ``s`` starts at ``x0 + start_jitter * N(0, 1)``):
+Methods, each vmapped over seeds in the sweep core (seed ``i`` gets ``fold_in(key(seed),
+i)``; gradient methods run in :func:`jaxopt_lab.compare.run` from ``x0 + start_jitter *
+N(0, 1)``, the search methods in :func:`jaxopt_lab.compare.sweep`):
 
 * ``gd``: plain gradient descent. From ``x0 = -2`` it rolls into the local minimum at
   ``-2.32`` and stays there; the health monitor's plateau detector fires (the loss
@@ -41,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lab import health, landscapes, search
+from jaxopt_lab import compare, health, landscapes, search
 from jaxopt_lab._validation import check_int, check_positive
 from jaxopt_lab.experiments import _common
 
@@ -58,7 +60,7 @@ class Config:
     Attributes:
       starts: starting points ``x0`` of the gradient methods (-2 is the tutorial's).
       num_seeds: runs per method and start (vmapped).
-      seed: base seed.
+      seed: base seed (seed ``i`` is ``fold_in(key(seed), i)`` for every method).
       start_jitter: standard deviation of the per-seed perturbation of ``x0``.
       steps: gradient steps.
       gd_learning_rate: step size of plain GD.
@@ -73,7 +75,7 @@ class Config:
     """
 
     starts: tuple[float, ...] = (-2.0, 2.0)
-    num_seeds: int = 8
+    num_seeds: int = 32
     seed: int = 0
     start_jitter: float = 0.05
     steps: int = 300
@@ -113,73 +115,87 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        """Seconds on a laptop CPU: 8 seeds, 300 steps."""
+        """Seconds on a laptop CPU: 32 seeds, 300 steps."""
         return cls()
 
     @classmethod
     def full(cls) -> Config:
-        """64 seeds, 1000 steps, larger search budgets."""
-        return cls(num_seeds=64, steps=1000, num_restarts=32, anneal_chains=8, anneal_steps=1000)
+        """256 seeds, 1000 steps, larger search budgets."""
+        return cls(num_seeds=256, steps=1000, num_restarts=32, anneal_chains=8, anneal_steps=1000)
 
 
-def _gradient_runs(c: Config, land: landscapes.Landscape, x0: float):
-    """GD and momentum from ``x0`` over seeds (one program): TrainResult with V=2."""
-    f, f_min = land.fn, land.f_min
-
-    def init(key):
-        return jnp.full((1,), x0, jnp.float32) + c.start_jitter * jax.random.normal(key, (1,))
-
-    def loss(x, _batch):  # shifted so that the loss is >= 0 and 0 at the global minimum
-        return f(x) - f_min
-
-    th = health.Thresholds(plateau_window=c.plateau_window, plateau_floor=c.success_tol)
-    optimizers = (
-        optax.sgd(c.gd_learning_rate),
-        optax.sgd(c.momentum_learning_rate, momentum=c.momentum),
-    )
-    return _common.train_over_seeds(
-        init,
-        loss,
-        optimizers,
-        keys=_common.seed_keys(c.seed, c.num_seeds),
+def _gradient_runs(c: Config, land: landscapes.Landscape, x0: float) -> compare.Results:
+    """GD and momentum from ``x0`` over seeds (``compare.run``, every iterate recorded)."""
+    return compare.run(
+        land,
+        {"gd": optax.sgd(c.gd_learning_rate),
+         "momentum": optax.sgd(c.momentum_learning_rate, momentum=c.momentum)},
+        num_seeds=c.num_seeds,
         steps=c.steps,
-        batch_fn=lambda data, key, step: None,
-        thresholds=th,
+        key=jax.random.key(c.seed),
+        init=("gaussian", [x0], max(c.start_jitter, 1e-12)),
+        target=c.success_tol,
+        record_every=1,
     )
 
 
-def _search_runs(c: Config, land: landscapes.Landscape):
-    """Random restarts and annealing, one run per seed (vmapped over seed keys)."""
-    keys = jax.random.split(jax.random.key(c.seed + 1), c.num_seeds)
+def _plateau_steps(c: Config, losses: np.ndarray) -> np.ndarray:
+    """First step the health monitor's plateau detector fires on each recorded loss curve
+    (``[S, T]`` -> ``[S]``, -1: never). ``compare.run`` has no health monitor, so the
+    monitor is replayed over the recorded losses (no training happens here)."""
+    mon = health.monitor(
+        health.Thresholds(plateau_window=c.plateau_window, plateau_floor=c.success_tol))
+
+    def one(curve):
+        def body(state, inp):
+            t, loss = inp
+            state, _ = mon.update(state, t, loss=loss)
+            return state, None
+
+        state, _ = jax.lax.scan(body, mon.init(), (jnp.arange(curve.shape[0]), curve))
+        return state.first_step.plateau
+
+    return np.asarray(jax.jit(jax.vmap(one))(jnp.asarray(losses, jnp.float32)))
+
+
+def _search_trial(c: Config, land: landscapes.Landscape, method: str) -> compare.Trial:
+    """One seed of a global search as a sweep-core trial (the optimizer slot is unused)."""
     bounds = land.bounds
-    restarts = jax.vmap(
-        lambda k: search.random_restarts(
-            land.fn, bounds, k, num_restarts=c.num_restarts, local_steps=c.restart_steps
-        )
-    )(keys)
-    annealing = jax.vmap(
-        lambda k: search.simulated_annealing(
-            land.fn, bounds, k, num_chains=c.anneal_chains, num_steps=c.anneal_steps
-        )
-    )(keys)
-    return {"restarts": restarts, "annealing": annealing}
+
+    def run_one(opt, key, i, row, inputs):
+        del opt, i, row, inputs
+        if method == "restarts":
+            r = search.random_restarts(land.fn, bounds, key, num_restarts=c.num_restarts,
+                                       local_steps=c.restart_steps)
+        else:
+            r = search.simulated_annealing(land.fn, bounds, key, num_chains=c.anneal_chains,
+                                           num_steps=c.anneal_steps)
+        return {"best_x": r.best_x[0], "best_value": r.best_value,
+                "evaluations": r.num_evaluations}
+
+    static = (method, c.num_restarts, c.restart_steps, c.anneal_chains, c.anneal_steps)
+    return compare.Trial(run_one, static=static)
 
 
-def run(config: Config, out_dir: Any = None) -> dict[str, Any]:
+def run(config: Config, out_dir: Any = None) -> compare.Results:
     """Run every method from every start and summarize; write a run directory if asked.
 
     Args:
       config: a :class:`Config` (e.g. ``Config.quick()``).
-      out_dir: optional directory for ``records.csv``, ``meta.json``, ``outcomes.png``
+      out_dir: optional run directory (:meth:`jaxopt_lab.compare.Results.save`):
+        ``records.csv``, ``metrics.npz``, ``curves.npz``, ``meta.json``, ``outcomes.png``
         (the curve with final points) and ``loss_curves.png`` (plateau flags marked).
 
     Returns:
-      dict with ``"summary"``: ``{"<method>@<x0>": {success_rate, median_final_value,
-      median_final_x, plateau_fraction, median_plateau_step, evaluations}}`` for the
-      gradient methods and ``{"<method>": {...}}`` for the search methods;
-      ``"records"`` (one per method, start and seed); ``"arrays"`` (``losses``
-      ``[starts, 2, S, steps]``, ``final_x`` ``[starts, 2, S]``); ``"seconds"``;
-      ``"out_dir"``.
+      :class:`jaxopt_lab.compare.Results` (``group_column="variant"``): variants
+      ``"<method>@<x0>"`` for the gradient methods (hyperparameter ``start`` = ``x0``)
+      and ``"restarts"``, ``"annealing"``; per seed ``metrics[v]``: ``final_x``,
+      ``final_value``, ``success`` (``final_value - f_min <= success_tol``),
+      ``plateau_step`` (-1: never / search methods), ``evaluations``, ``nonfinite``;
+      ``curves[v]["loss"]`` ``[1, S, steps + 1]`` = ``f(x_t) - f_min`` for ``t = 0 ..
+      steps`` (gradient methods); ``summary``: ``{variant: {success (rate + Wilson CI),
+      median_final_value, median_final_x, plateau (rate + CI, None for search),
+      median_plateau_step, evaluations}, "nonfinite_seeds": {variant: [seeds]}}``.
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a local_minima.Config, got {type(config).__name__}")
@@ -188,113 +204,85 @@ def run(config: Config, out_dir: Any = None) -> dict[str, Any]:
     land = landscapes.get(LANDSCAPE)
     f_min = float(land.f_min)
     compile_s = run_s = 0.0
-    summary: dict[str, dict[str, float]] = {}
-    records: list[dict[str, Any]] = []
-    all_losses, all_final_x, plateau_first = [], [], {}
+    variants: list[str] = []
+    metrics, curves, summary, hparams = {}, {}, {}, {}
+    final_points = {}
 
     for x0 in c.starts:
         res = _gradient_runs(c, land, x0)
-        compile_s += res.compile_seconds
-        run_s += res.run_seconds
-        losses = res.losses  # [2, S, T], f - f_min
-        final_x = np.asarray(res.params)[..., 0]  # [2, S]
-        first_plateau = res.first_step("plateau")  # [2, S]
-        all_losses.append(losses)
-        all_final_x.append(final_x)
-        for v, method in enumerate(GRADIENT_METHODS):
-            final_gap = np.asarray(jax.vmap(land.fn)(final_x[v][:, None])) - f_min
-            success = final_gap <= c.success_tol
+        compile_s += res.meta["compile_seconds"]
+        run_s += res.meta["run_seconds"]
+        for method in GRADIENT_METHODS:
+            traj = np.asarray(res.trajectories[method])[0, :, :, 0]  # [S, steps + 1]
+            losses = np.asarray(jax.vmap(jax.vmap(land.fn))(traj[..., None])) - f_min
+            first_plateau = _plateau_steps(c, losses)
+            final_x = traj[:, -1]
+            final_value = np.asarray(res.metrics[method]["final_value"])[0]
+            success = final_value - f_min <= c.success_tol
             name = f"{method}@{x0:g}"
-            plateau_first[name] = first_plateau[v]
+            variants.append(name)
+            hparams[name] = [{"start": float(x0)}]
+            final_points[name] = final_x
+            metrics[name] = {
+                "final_x": final_x,
+                "final_value": final_value,
+                "success": success,
+                "plateau_step": first_plateau,
+                "evaluations": np.full(c.num_seeds, c.steps, np.int32),
+                "nonfinite": np.asarray(res.metrics[method]["nonfinite"])[0],
+            }
+            curves[name] = {"loss": losses}
             summary[name] = {
-                "success_rate": float(success.mean()),
-                "median_final_value": float(np.median(final_gap + f_min)),
-                "median_final_x": float(np.median(final_x[v])),
-                "plateau_fraction": float((first_plateau[v] >= 0).mean()),
-                "median_plateau_step": _common.median_fired(first_plateau[v]),
+                "success": _common.rate(success),
+                "median_final_value": float(np.median(final_value)),
+                "median_final_x": float(np.median(final_x)),
+                "plateau": _common.rate(first_plateau >= 0),
+                "median_plateau_step": _common.median_fired(first_plateau),
                 "evaluations": float(c.steps),
             }
-            for s in range(c.num_seeds):
-                records.append(
-                    {
-                        "method": method,
-                        "start": x0,
-                        "seed": s,
-                        "final_x": float(final_x[v, s]),
-                        "final_value": float(final_gap[s] + f_min),
-                        "success": bool(success[s]),
-                        "plateau_step": int(first_plateau[v, s]),
-                        "evaluations": c.steps,
-                    }
-                )
 
-    t0 = time.perf_counter()
-    searched = jax.block_until_ready(_search_runs(c, land))
-    search_s = time.perf_counter() - t0
     for method in SEARCH_METHODS:
-        r = searched[method]
-        best_x = np.asarray(r.best_x)[:, 0]
-        best_f = np.asarray(r.best_value, np.float64)
+        sw = compare.sweep(_search_trial(c, land, method), {method: optax.identity()},
+                           num_seeds=c.num_seeds, key=jax.random.key(c.seed))
+        compile_s += sw.compile_seconds
+        run_s += sw.run_seconds
+        out = {k: np.asarray(v)[0] for k, v in sw.outputs[method].items()}
+        best_f = out["best_value"].astype(np.float64)
         success = best_f - f_min <= c.success_tol
-        evals = np.asarray(r.num_evaluations)
-        summary[method] = {
-            "success_rate": float(success.mean()),
-            "median_final_value": float(np.median(best_f)),
-            "median_final_x": float(np.median(best_x)),
-            "plateau_fraction": float("nan"),
-            "median_plateau_step": -1.0,
-            "evaluations": float(np.median(evals)),
+        variants.append(method)
+        hparams[method] = [{}]
+        metrics[method] = {
+            "final_x": out["best_x"],
+            "final_value": best_f,
+            "success": success,
+            "plateau_step": np.full(c.num_seeds, -1, np.int32),
+            "evaluations": out["evaluations"],
+            "nonfinite": ~np.isfinite(best_f),
         }
-        for s in range(c.num_seeds):
-            records.append(
-                {
-                    "method": method,
-                    "start": "uniform",
-                    "seed": s,
-                    "final_x": float(best_x[s]),
-                    "final_value": float(best_f[s]),
-                    "success": bool(success[s]),
-                    "plateau_step": -1,
-                    "evaluations": int(evals[s]),
-                }
-            )
+        summary[method] = {
+            "success": _common.rate(success),
+            "median_final_value": float(np.median(best_f)),
+            "median_final_x": float(np.median(out["best_x"])),
+            "plateau": None,
+            "median_plateau_step": -1.0,
+            "evaluations": float(np.median(out["evaluations"])),
+        }
 
-    seconds = {
-        "compile": compile_s,
-        "run": run_s,
-        "search_including_compile": search_s,
-        "total": time.perf_counter() - t_start,
-    }
-    losses = np.stack(all_losses)  # [starts, 2, S, T]
-    final_xs = np.stack(all_final_x)  # [starts, 2, S]
-    result = {
-        "experiment": "local_minima",
-        "summary": summary,
-        "records": records,
-        "arrays": {"losses": losses, "final_x": final_xs},
-        "seconds": seconds,
-        "out_dir": None,
-    }
+    result = _common.results(
+        c, variants, metrics, curves, summary, hparams=hparams,
+        compile_seconds=compile_s, run_seconds=run_s,
+        total_seconds=time.perf_counter() - t_start, experiment="local_minima",
+    )
     if out_dir is not None:
-        result["out_dir"] = str(
-            _common.write_run_dir(
-                out_dir,
-                records,
-                _common.make_meta(c, seconds=seconds, summary=summary),
-                _figures(c, land, losses, final_xs, plateau_first),
-            )
-        )
+        result.save(out_dir, figures=_figures(land, final_points, curves, metrics))
     return result
 
 
-def _figures(c, land, losses, final_xs, plateau_first):
+def _figures(land, final_points, curves, metrics):
     from jaxopt_lab import plot
 
-    trajectories = {}
-    for i, x0 in enumerate(c.starts):
-        for v, method in enumerate(GRADIENT_METHODS):
-            # final points only: [S, 1, 1] (one "step" per seed), drawn on the curve
-            trajectories[f"{method}@{x0:g}"] = final_xs[i, v][:, None, None]
+    # final points only: [S, 1, 1] (one "step" per seed), drawn on the curve
+    trajectories = {k: x[:, None, None] for k, x in final_points.items()}
     outcomes = plot.contour(
         land,
         trajectories,
@@ -302,14 +290,9 @@ def _figures(c, land, losses, final_xs, plateau_first):
         mark_critical=False,
         title="sin(3x) + 0.5x^2: where each method ends",
     )
-    curves = {
-        f"{m}@{x0:g}": losses[i, v] + 1e-12
-        for i, x0 in enumerate(c.starts)
-        for v, m in enumerate(GRADIENT_METHODS)
-    }
     loss_fig = plot.loss_curves(
-        curves,
-        flagged={k: plateau_first[k] for k in curves},
+        {k: v["loss"] + 1e-12 for k, v in curves.items()},
+        flagged={k: metrics[k]["plateau_step"] for k in curves},
         flag_name="plateau",
         ylabel="f(x) - f_min",
         title="Gradient methods: loss gap, plateau detector marked",
