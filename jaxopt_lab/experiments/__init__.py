@@ -1,16 +1,27 @@
 """experiments: one module per reproduction, each with a frozen ``Config`` and ``run``.
 
 Every experiment module defines a frozen dataclass ``Config`` with classmethods
-``quick()`` (seconds on a laptop CPU) and ``full()``, and ``run(config, out_dir=None)
--> dict`` (a summary plus arrays; with ``out_dir`` it writes a run directory with
-``records.csv``, ``meta.json`` and PNG figures). Modules are imported lazily.
+``quick()`` (under a minute on 2 CPU cores, for CI) and ``full()``, and ``run(config,
+out_dir=None) -> jaxopt_lab.compare.Results`` (``group_column="variant"``: per-seed
+metrics ``[1, num_seeds]`` per variant incl. ``nonfinite``, curves over training, a
+JSON-able ``summary`` of statistics over seeds with their intervals and
+``"nonfinite_seeds": {variant: [seed indices]}``, and ``meta`` from
+:func:`jaxopt_lab.compare.store.make_meta`). Training runs in the sweep core
+(:func:`jaxopt_lab.compare.train`, :func:`~jaxopt_lab.compare.run`,
+:func:`~jaxopt_lab.compare.sweep`): seed ``i`` is ``fold_in(jax.random.key(config.seed),
+i)``, so seed ``i`` does not depend on how many seeds ran. With ``out_dir``, the run
+directory (``records.csv``, ``metrics.npz``, ``curves.npz``, ``meta.json``, PNG
+figures) is written by :meth:`~jaxopt_lab.compare.Results.save`, the only writer; read
+it back with :func:`jaxopt_lab.compare.load` / :func:`~jaxopt_lab.compare.read_csv`.
+Modules are imported lazily.
 
 Example:
   >>> from jaxopt_lab import experiments
   >>> "explosion" in experiments.names()
   True
   >>> exp = experiments.get("vanishing")
-  >>> summary = exp.run(exp.Config.quick())  # doctest: +SKIP
+  >>> results = exp.run(exp.Config.quick())  # doctest: +SKIP
+  >>> results.summary["nonfinite_seeds"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
