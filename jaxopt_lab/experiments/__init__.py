@@ -40,6 +40,7 @@ _EXPERIMENTS: tuple[str, ...] = (
     "instability",
     "gan_mixtures",
     "dirac_gan",
+    "continual",
 )
 
 
