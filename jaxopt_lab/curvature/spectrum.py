@@ -47,7 +47,6 @@ __all__ = [
 PyTree = Any
 _WHICH = ("LA", "SA", "both", "LM")
 _CODE = {w: i for i, w in enumerate(_WHICH)}
-_BLOCK = 32  # rows of the Krylov basis per reorthogonalization block
 _CHECK_EVERY = 5  # minimum Lanczos steps between two Ritz-residual checks
 
 
@@ -150,15 +149,23 @@ def _validate_eigs(k, which, num_iters, max_iters, dim, tol):
 
 # ------------------------------------------------------------------------ the engine
 def _select(evals, j, k, which, slots):
-    """Indices into ascending ``evals`` (valid entries ``< j``) for each output slot."""
+    """Indices into ascending ``evals`` (valid entries ``< j``) for each output slot.
+
+    Sort-free (a sort costs more to compile than the rest of the selection): the "LM"
+    order is the rank of each valid ``|evals|`` by pairwise comparison, O(m^2) flops.
+    """
     m = evals.shape[0]
     s = jnp.arange(slots)
-    valid = jnp.arange(m) < j
-    order_lm = jnp.argsort(jnp.where(valid, -jnp.abs(evals), jnp.inf))
+    pos = jnp.arange(m)
+    valid = pos < j
+    mag = jnp.abs(evals)
+    beats = (mag[None, :] > mag[:, None]) | ((mag[None, :] == mag[:, None])
+                                              & (pos[None, :] < pos[:, None]))
+    rank = jnp.sum(beats & valid[None, :], axis=1)  # rank[i]: valid entries ahead of i
+    lm = jnp.argmax((rank[None, :] == s[:, None]) & valid[None, :], axis=1)
     la = j - 1 - s
     both = jnp.where(s < k, s, j - 1 - (s - k))
-    lm = order_lm[jnp.minimum(s, m - 1)]
-    idx = jnp.select([which == 0, which == 1, which == 2], [la, s, both], lm)
+    idx = jnp.where(which == 0, la, jnp.where(which == 1, s, jnp.where(which == 2, both, lm)))
     active = s < jnp.where(which == 2, 2 * k, k)
     return jnp.clip(idx, 0, jnp.maximum(j - 1, 0)), active
 
@@ -182,8 +189,7 @@ def _engine(matvec, v0, key, k, which, limit, tol, adaptive, *, m_buf, slots):
     """
     n = v0.shape[0]
     dtype = v0.dtype
-    block = min(_BLOCK, m_buf)
-    rows = -(-m_buf // block) * block
+    rows = m_buf
     brk = _breakdown_tol(dtype)
     k = jnp.asarray(k, jnp.int32)
     which = jnp.asarray(which, jnp.int32)
@@ -193,25 +199,14 @@ def _engine(matvec, v0, key, k, which, limit, tol, adaptive, *, m_buf, slots):
     k_total = jnp.where(which == 2, 2 * k, k)
 
     def orthogonalize(w, basis, count):
-        # Block classical Gram-Schmidt over the filled rows only (O(count * n)), twice.
-        def blk(b, w):
-            q_b = jax.lax.dynamic_slice_in_dim(basis, b * block, block, 0)
-            c = jnp.where(b * block + jnp.arange(block) < count, q_b @ w, 0.0)
-            return w - c @ q_b
-
-        nblocks = (count + block - 1) // block
+        # Classical Gram-Schmidt against the filled rows (masked), twice.
+        mask = jnp.arange(rows) < count
         for _ in range(2):
-            w = jax.lax.fori_loop(0, nblocks, blk, w)
+            w = w - jnp.where(mask, basis @ w, 0.0) @ basis
         return w
 
-    def restart(j, basis):
-        r = jax.random.normal(jax.random.fold_in(key, j), (n,), dtype)
-        r = orthogonalize(r, basis, j + 1)
-        nr = jnp.linalg.norm(r)
-        return jnp.where(nr > brk, r / jnp.where(nr > 0, nr, 1.0), jnp.zeros_like(r))
-
-    def ritz_vector(basis, s_mat, i):
-        y = s_mat[:, i] @ basis[:m_buf]
+    def ritz_vector(basis, coeffs):
+        y = coeffs @ basis
         return y / jnp.maximum(jnp.linalg.norm(y), jnp.finfo(dtype).tiny)
 
     def check(alphas, betas, j, anorm):
@@ -230,8 +225,8 @@ def _engine(matvec, v0, key, k, which, limit, tol, adaptive, *, m_buf, slots):
     def body(st):
         lanczos = st["phase"] == 0
         j = st["j"]
-        u = jax.lax.cond(lanczos, lambda: st["q"],
-                         lambda: ritz_vector(st["basis"], st["s_mat"], st["s"]))
+        coeffs = jnp.pad(st["s_mat"][:, st["s"]], (0, rows - m_buf))
+        u = jax.lax.cond(lanczos, lambda: st["q"], lambda: ritz_vector(st["basis"], coeffs))
         w = matvec(u)
         # --- Lanczos step (its results are kept only in the Lanczos phase)
         jj = jnp.minimum(j, rows - 1)
@@ -241,9 +236,15 @@ def _engine(matvec, v0, key, k, which, limit, tol, adaptive, *, m_buf, slots):
         r = jax.lax.cond(lanczos, lambda: orthogonalize(r, basis, j + 1), lambda: r)
         beta = jnp.linalg.norm(r)
         anorm = jnp.maximum(st["anorm"], jnp.abs(alpha) + beta + st["beta_prev"])
-        broke = beta <= brk * anorm
-        q_next = jax.lax.cond(lanczos & broke, lambda: restart(j, basis),
-                              lambda: r / jnp.where(beta > 0, beta, 1.0))
+        broke = lanczos & (beta <= brk * anorm)
+        # breakdown: restart from a random vector orthogonal to the basis
+        def restart():
+            z = jax.random.normal(jax.random.fold_in(key, j), (n,), dtype)
+            z = orthogonalize(z, basis, j + 1)
+            nz = jnp.linalg.norm(z)
+            return jnp.where(nz > brk, z / jnp.where(nz > 0, nz, 1.0), 0.0)
+
+        q_next = jax.lax.cond(broke, restart, lambda: r / jnp.where(beta > 0, beta, 1.0))
         beta = jnp.where(broke, jnp.zeros_like(beta), beta)
         j1 = jnp.where(lanczos, j + 1, j)
         pick = lambda new, old: jnp.where(lanczos, new, old)
@@ -383,9 +384,9 @@ def eigsh(
 ) -> EigshResult:
     """Extreme eigenpairs of the Hessian of ``f`` at ``x``, or of any curvature operator.
 
-    Fully reorthogonalized Lanczos (block Gram-Schmidt over the filled basis rows,
-    twice) over matvecs, Ritz pairs from a float64 tridiagonal eigen-solve, and true
-    residuals ``||A v - lambda v||`` from real matvecs.
+    Fully reorthogonalized Lanczos (classical Gram-Schmidt against the filled basis rows,
+    twice, as masked products with the whole buffer) over matvecs, Ritz pairs from a
+    float64 tridiagonal eigen-solve, and true residuals ``||A v - lambda v||`` from real matvecs.
 
     Stopping. With ``num_iters`` given, exactly that many Lanczos steps run (``tol`` only
     sets the ``converged`` flags). Otherwise (default) the run is tolerance driven: from
@@ -402,8 +403,10 @@ def eigsh(
     One compiled program serves every ``k``, ``which``, step limit and ``tol`` while the
     Krylov buffer (rows from the ladder 64, 96, 128, 192, 256, 384, ... covering the
     limit; ``dim`` when ``dim <= 64``) and the output slots (8, 16, ... covering ``K``)
-    stay the same. Memory: the buffer holds ``rows x dim`` floats (``rows = 128``, the
-    default ``max_iters = 120``: 154 MB for 300k float32 parameters).
+    stay the same. Memory: the buffer holds ``rows x dim`` floats (``rows = 128`` for the
+    default ``max_iters = 120``: 154 MB for 300k float32 parameters); each step's
+    reorthogonalization reads the whole buffer (O(rows x dim)), so a large ``max_iters``
+    makes early steps dearer too.
 
     Single-vector Lanczos sees one copy of an exactly repeated eigenvalue until the
     Krylov space is exhausted (a breakdown restart then finds the other copies). Symmetry
