@@ -144,3 +144,17 @@ def test_steps_update_passes_extra_args_only_to_extra_args_transforms():
     u, _ = steps.update(optax.sgd(0.1), jnp.ones(2), optax.sgd(0.1).init(x), x,
                         value=quartic_saddle(x), fns=fns)
     np.testing.assert_allclose(u, -0.1 * jnp.ones(2))
+
+
+def test_train_keeps_the_final_optimizer_state():
+    model, data, _, batch_fn, _ = _tiny_problem()
+    res = compare.train(model.init, model.loss, {"adam": optax.adam(1e-2)}, num_seeds=3,
+                        steps=4, key=1, batch_fn=batch_fn, data=data, keep_state=True,
+                        keep_params=True)
+    adam_state = res.opt_state["adam"][0]
+    np.testing.assert_array_equal(adam_state.count, np.full((1, 3), 4))
+    assert adam_state.mu["out"]["kernel"].shape == (1, 3) + res.params["adam"]["out"][
+        "kernel"].shape[2:]
+    assert res.opt_state is not None and compare.train(
+        model.init, model.loss, {"adam": optax.adam(1e-2)}, num_seeds=1, steps=1, key=1,
+        batch_fn=batch_fn, data=data).opt_state is None

@@ -278,7 +278,7 @@ def sweep(
             raise ValueError("out_dir needs config (what determines the outputs)")
         store = RunStore(out_dir, {"config": config, "chunk_size": chunk_size,
                                    "num_seeds": num_seeds,
-                                   "families": [f.desc for f in families]})
+                                   "families": [f.stable_desc() for f in families]})
 
     replicated = NamedSharding(mesh, P())
     seed_sharded = NamedSharding(mesh, P("seeds"))

@@ -40,7 +40,15 @@ class OptimizerFamily:
     hparams: list  # list of dicts (all combinations, output order)
     groups: list  # list of Group
     extra_args: bool
-    desc: dict  # JSON-able description for meta / config hash
+    desc: dict  # JSON-able description for meta (kind, factory name, grid, traced keys)
+
+    def stable_desc(self) -> dict:
+        """``desc`` plus a fingerprint of the factory / transform that is the same in every
+        process (the resumable store's identity); computed once per family."""
+        if "fingerprint" not in self.desc:
+            self.desc["fingerprint"] = _fingerprint.stable_hash(
+                self.transform if self.factory is None else self.factory)
+        return self.desc
 
 
 def is_transform(obj) -> bool:
@@ -91,7 +99,7 @@ def make_family(name: str, entry: Any, force_static: bool = False) -> OptimizerF
     if is_transform(entry):  # an optax transform (a NamedTuple of init/update)
         extra = isinstance(entry, optax.GradientTransformationExtraArgs)
         return OptimizerFamily(name, None, entry, [{}], [Group({}, [0], {})], extra,
-                       {"kind": "transform", "fingerprint": _fingerprint.stable_hash(entry)})
+                       {"kind": "transform"})
     if isinstance(entry, str):
         entry = (entry, {})
     if not (isinstance(entry, tuple | list) and len(entry) == 2):
@@ -151,7 +159,6 @@ def make_family(name: str, entry: Any, force_static: bool = False) -> OptimizerF
     desc = {
         "kind": "factory",
         "factory": f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', '?')}",
-        "fingerprint": _fingerprint.stable_hash(factory),
         "grid": {k: [jsonable_value(v) for v in vals] for k, vals in zip(keys, lists, strict=True)},
         "traced": traced_keys,
     }

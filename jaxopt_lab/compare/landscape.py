@@ -419,7 +419,7 @@ def run(
                 raise ValueError(f"init radius must be a scalar, got shape {scale.shape}")
             check_positive("init radius", scale, allow_zero=True)
         else:
-            check_positive("init scale", scale)
+            check_positive("init scale", scale, allow_zero=True)
         init_b = np.broadcast_to(scale, (d,)).astype(np.float32)
         init_desc = {"mode": init_mode, "center": init_a.tolist(), "scale": init_b.tolist()}
     elif isinstance(init, np.ndarray):
@@ -510,7 +510,8 @@ def run(
         "objective_fingerprint": (_fingerprint.stable_hash(problem.f)
                                   if out_dir is not None else None),
         "dim": d,
-        "optimizers": {fam.name: fam.desc for fam in families},
+        "optimizers": {fam.name: fam.stable_desc() if out_dir is not None else fam.desc
+                       for fam in families},
         "num_seeds": num_seeds,
         "steps": steps,
         "key": np.asarray(jax.random.key_data(key)).tolist(),

@@ -46,6 +46,8 @@ class TrainResults(NamedTuple):
       params: name -> final parameters (leaves ``[n_hparams, S, ...]``), or None unless
         ``keep_params``.
       meta: the run's metadata (:func:`jaxopt_lab.compare.core.sweep_meta`).
+      opt_state: name -> final optimizer state (leaves ``[n_hparams, S, ...]``; e.g. a weight
+        EMA or a rollback counter), or None unless ``keep_state``.
     """
 
     optimizers: list
@@ -55,6 +57,7 @@ class TrainResults(NamedTuple):
     health: dict
     params: dict | None
     meta: dict
+    opt_state: dict | None = None
 
     @property
     def compile_seconds(self) -> float:
@@ -101,6 +104,7 @@ def train(
     thresholds: health.Thresholds = health.DEFAULT_THRESHOLDS,
     layer_order: Sequence[str] | None = None,
     keep_params: bool = False,
+    keep_state: bool = False,
     fast_compile: bool = False,
     chunk_size: int | None = None,
     out_dir: str | None = None,
@@ -131,6 +135,8 @@ def train(
       thresholds: health-monitor thresholds.
       layer_order: layer path prefixes, input to output (``model.layers``).
       keep_params: return the final parameters of every run.
+      keep_state: return the final optimizer state of every run (a pytree of arrays; typed
+        PRNG keys come back as their key data).
       fast_compile: compile with XLA optimization level 0 on CPU (about half the compile
         time, a slower run: right for short runs such as quick presets).
       chunk_size: seeds per compiled call (and per resumable chunk with ``out_dir``).
@@ -193,9 +199,11 @@ def train(
         out = {"final": final, "reports": _as_dict(reps), "health": _as_dict(hs)}
         if keep_params:
             out["params"] = params
+        if keep_state:
+            out["opt_state"] = _state_dict(state)
         return out
 
-    static = ("train", has_activations, steps, thresholds, layer_order, keep_params)
+    static = ("train", has_activations, steps, thresholds, layer_order, keep_params, keep_state)
     trial = core.Trial(run, inputs=data, static=static)
     sw = core.sweep(trial, families, num_seeds=num_seeds, key=key, chunk_size=chunk_size,
                     out_dir=out_dir, config=config,
@@ -213,7 +221,25 @@ def train(
         health={n: _health_tuple(health.HealthState, sw.outputs[n]["health"]) for n in names},
         params={n: sw.outputs[n]["params"] for n in names} if keep_params else None,
         meta=meta,
+        opt_state={n: _state_tree(sw.families[i], sw.outputs[n]["opt_state"], init)
+                   for i, n in enumerate(names)} if keep_state else None,
     )
+
+
+def _state_dict(state) -> dict:
+    """An optimizer state as a flat dict of arrays (the core stores nested dicts only)."""
+    leaves = jax.tree.leaves(state)
+    return {f"leaf{i:04d}": (jax.random.key_data(x) if jax.dtypes.issubdtype(
+        x.dtype, jax.dtypes.prng_key) else x) for i, x in enumerate(leaves)}
+
+
+def _state_tree(family, flat: dict, init):
+    """Rebuild the optimizer state's structure (from ``opt.init`` traced abstractly) around
+    the stacked leaves ``[n_hparams, S, ...]``."""
+    params = jax.eval_shape(init, jax.random.key(0))
+    template = jax.eval_shape(family.transform.init, params)
+    treedef = jax.tree.structure(template)
+    return jax.tree.unflatten(treedef, [flat[k] for k in sorted(flat)])
 
 
 def _compiler_options(fast_compile: bool) -> dict | None:
