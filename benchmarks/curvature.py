@@ -1,6 +1,6 @@
 """Curvature engine benchmark: HVP cost, Lanczos vs power iteration, compile flatness, maps.
 
-Four measurements, all in one process (ratios against baselines run in the same process):
+Five measurements, all in one process (ratios against baselines run in the same process):
 
 1. HVP (forward-over-reverse) time and compiled memory over gradient time and memory on
    an MLP 784-1024-256-10 (~1.07M params, tanh) with a Fashion-MNIST batch of 128.
@@ -20,6 +20,13 @@ Four measurements, all in one process (ratios against baselines run in the same 
    extrapolated linearly to 40000 points. Two loop variants: the objective written in numpy
    (fastest possible loop) and the same JAX objective called eagerly (what a user of this
    library would pass).
+
+5. The eigsh engine before/after (``--only eigsh``): on an MLP 784-256-256-128-10
+   (300,938 params) with a batch of 128, the static-option eigsh of the previous commit
+   (loaded from git, same process) vs the current one: first-call (compile + run) time for
+   four new (k, which, num_iters) combinations, run time and top-1 error of the top-5 at
+   40 steps, the tolerance-driven bottom eigenvalue (steps, HVPs) vs 200 fixed steps, and
+   the spread over seeds of the three trace estimators at 30 matvecs.
 
 Usage::
 
@@ -56,9 +63,11 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 from jaxopt_lab.curvature import hessian, hvp, lanczos, power_iteration  # noqa: E402
 
 TARGET_RESID = 1e-3
-SECTIONS = ("hvp", "residual", "compile", "map")
+SECTIONS = ("hvp", "residual", "compile", "map", "eigsh")
 SECTION_KEYS = {"hvp": "hvp_vs_grad", "residual": "hvps_to_residual",
-                "compile": "lanczos_compile", "map": "curvature_map"}
+                "compile": "lanczos_compile", "map": "curvature_map", "eigsh": "eigsh_engine"}
+# the eigsh implementation before the tolerance-driven engine, run as the in-process baseline
+BASELINE_REV = "0ee89f4^"
 NOTES = [
     "Lanczos HVP count: steps j of one run whose j-step top Ritz pair first has a "
     "true relative residual <= 1e-3; the checking HVP is not counted.",
@@ -71,6 +80,9 @@ NOTES = [
     "Memory is XLA's compiled memory analysis (temp + argument + output bytes); the "
     "HVP takes the direction v as an extra argument.",
     "Timings come from one run on a possibly shared machine: noisy.",
+    "eigsh section: MLP 784-256-256-128-10 (300,938 params), batch 128; 'before' is the "
+    "static-option eigsh of commit 0ee89f4^ loaded from git in the same process; compile "
+    "seconds = first call minus the median of later calls with the same options.",
     "Partial runs (--only) merge into the existing JSON; section_dates_utc gives the date "
     "of each section's measurement.",
 ]
@@ -373,6 +385,116 @@ def bench_map(resolution, subset, subset_eager, repeats=20):
     }
 
 
+# ---------------------------------------------------------- 5. eigsh engine before/after
+def _load_baseline_spectrum():
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    src = subprocess.run(["git", "show", f"{BASELINE_REV}:jaxopt_lab/curvature/spectrum.py"],
+                         cwd=os.path.dirname(HERE), capture_output=True, text=True, check=True)
+    path = os.path.join(tempfile.mkdtemp(), "spectrum_before.py")
+    with open(path, "w") as fh:
+        fh.write(src.stdout)
+    spec = importlib.util.spec_from_file_location("spectrum_before", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _timed(fn, repeats=3):
+    t0 = time.perf_counter()
+    out = fn()
+    jax.block_until_ready(out.eigenvalues)
+    first = time.perf_counter() - t0
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn().eigenvalues)
+        runs.append(time.perf_counter() - t0)
+    run = float(np.median(runs))
+    return out, {"first_call_seconds": first, "run_seconds": run,
+                 "compile_seconds": max(first - run, 0.0)}
+
+
+def bench_eigsh(sizes, batch_size, quick):
+    from jaxopt_lab import curvature
+
+    before = _load_baseline_spectrum()
+    loss, params, batch, _ = make_problem(sizes, batch_size)
+    n = int(sum(p.size for p in jax.tree_util.tree_leaves(params)))
+    key = jax.random.key(0)
+    out = {"dim": n, "sizes": list(sizes), "baseline": BASELINE_REV}
+    # reference top eigenvalue: a long fixed run of the new engine
+    ref = curvature.eigsh(loss, params, batch, k=1, num_iters=160, key=key)
+    out["reference_top_eigenvalue"] = float(ref.eigenvalues[0])
+    rows = []
+    combos = [(5, "LA", 40), (1, "SA", 60), (3, "both", 50), (2, "LA", 80)]
+    for impl, mod in (("before", before), ("after", curvature)):
+        for k, which, m in combos:
+            res, t = _timed(lambda mod=mod, k=k, which=which, m=m: mod.eigsh(
+                loss, params, batch, k=k, which=which, num_iters=m, key=key), repeats=2)
+            row = {"impl": impl, "k": k, "which": which, "num_iters": m, **t,
+                   "top_eigenvalue": float(np.max(np.asarray(res.eigenvalues)))}
+            if which == "LA":
+                row["top1_relative_error"] = abs(float(res.eigenvalues[0])
+                                                 - out["reference_top_eigenvalue"]) / abs(
+                    out["reference_top_eigenvalue"])
+            rows.append(row)
+            print(f"  {impl:6s} k={k} {which:4s} num_iters={m}: first call "
+                  f"{t['first_call_seconds']:.2f} s, run {t['run_seconds']:.3f} s")
+    out["fixed_steps"] = rows
+    # tolerance-driven bottom eigenvalue vs the old fixed 200 steps (a new static option)
+    res, t = _timed(lambda: curvature.eigsh(loss, params, batch, k=1, which="SA", tol=1e-3,
+                                            max_iters=300, key=key), repeats=1)
+    out["bottom_tol"] = {"tol": 1e-3, "max_iters": 300, **t,
+                         "eigenvalue": float(res.eigenvalues[0]),
+                         "residual": float(res.residuals[0]),
+                         "norm_estimate": float(res.norm_estimate),
+                         "converged": bool(res.converged[0]), "num_iters": res.num_iters,
+                         "num_hvps": res.num_hvps}
+    old, t_old = _timed(lambda: before.eigsh(loss, params, batch, k=1, which="SA",
+                                             num_iters=200, key=key), repeats=1)
+    out["bottom_before_200_steps"] = {**t_old, "eigenvalue": float(old.eigenvalues[0]),
+                                      "residual": float(old.residuals[0])}
+    # trace estimators at an equal matvec budget: spread over seeds
+    seeds = 4 if quick else 10
+    tr = {}
+    for method in ("hutchinson", "hutch++", "xtrace"):
+        ests = [float(curvature.trace(loss, params, batch, key=jax.random.key(s),
+                                      num_probes=30, method=method).estimate)
+                for s in range(seeds)]
+        tr[method] = {"mean": float(np.mean(ests)), "std_over_seeds": float(np.std(ests)),
+                      "seeds": seeds, "num_probes": 30}
+    out["trace_std_30_matvecs"] = tr
+    return out
+
+
+def _print_eigsh(r5):
+    rows = {(r["impl"], r["k"], r["which"], r["num_iters"]): r for r in r5["fixed_steps"]}
+    for key in [k for k in rows if k[0] == "after"]:
+        a, b = rows[key], rows[("before",) + key[1:]]
+        print(f"| eigsh k={key[1]} {key[2]} {key[3]} steps: first call (compile+run) "
+              f"before / after | {b['first_call_seconds']:.2f} / {a['first_call_seconds']:.2f} s"
+              f" | |")
+    a = rows[("after", 5, "LA", 40)]
+    b = rows[("before", 5, "LA", 40)]
+    print(f"| top-5 LA, 40 steps, run time before / after | {b['run_seconds']:.3f} / "
+          f"{a['run_seconds']:.3f} s ({a['run_seconds'] / b['run_seconds']:.2f}x) | |")
+    print(f"| top-1 relative error (40 steps) before / after | "
+          f"{b['top1_relative_error']:.1e} / {a['top1_relative_error']:.1e} | |")
+    bt, bo = r5["bottom_tol"], r5["bottom_before_200_steps"]
+    print(f"| bottom eigenvalue, tol 1e-3: steps / HVPs / first call | {bt['num_iters']} / "
+          f"{bt['num_hvps']} / {bt['first_call_seconds']:.2f} s (lambda {bt['eigenvalue']:.4g},"
+          f" converged={bt['converged']}) | |")
+    print(f"| bottom eigenvalue before, 200 fixed steps, first call | "
+          f"{bo['first_call_seconds']:.2f} s (lambda {bo['eigenvalue']:.4g}) | |")
+    tr = r5["trace_std_30_matvecs"]
+    print("| trace std over seeds, 30 matvecs: hutchinson / hutch++ / xtrace | "
+          + " / ".join(f"{tr[m]['std_over_seeds']:.3g}" for m in ("hutchinson", "hutch++",
+                                                                  "xtrace")) + " | |")
+
+
 # ------------------------------------------------------------------------------------ main
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -402,7 +524,7 @@ def main(argv=None):
         max_lanczos, max_power, steps_list = 60, 2000, (30, 90, 300)
         resolution, subset, subset_eager = 200, 400, 40
 
-    r1 = r2 = r3 = r4 = None
+    r1 = r2 = r3 = r4 = r5 = None
     model = None
     if {"hvp", "residual", "compile"} & set(only):
         loss, params, batch, source = make_problem(sizes, batch_size)
@@ -416,6 +538,11 @@ def main(argv=None):
             r2 = bench_hvps_to_residual(loss, params, batch, max_lanczos, max_power)
         if "compile" in only:
             r3 = bench_compile(loss, params, batch, steps_list)
+    if "eigsh" in only:
+        eig_sizes = (784, 64, 32, 10) if args.quick else (784, 256, 256, 128, 10)
+        print(f"# eigsh engine, MLP {'-'.join(map(str, eig_sizes))}, device "
+              f"{jax.devices()[0].device_kind}, jax {jax.__version__}")
+        r5 = bench_eigsh(eig_sizes, 32 if args.quick else 128, args.quick)
     if "map" in only:
         print(f"# curvature map {resolution}x{resolution}, device "
               f"{jax.devices()[0].device_kind}, jax {jax.__version__}")
@@ -433,9 +560,12 @@ def main(argv=None):
                   f"{row['total_seconds']:.2f} s | flat |")
     if r4 is not None:
         _print_map(r4)
+    if r5 is not None:
+        _print_eigsh(r5)
 
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    ran = {"hvp_vs_grad": r1, "hvps_to_residual": r2, "lanczos_compile": r3, "curvature_map": r4}
+    ran = {"hvp_vs_grad": r1, "hvps_to_residual": r2, "lanczos_compile": r3, "curvature_map": r4,
+           "eigsh_engine": r5}
     ran = {k: v for k, v in ran.items() if v is not None}
     result = {}
     if set(only) != set(SECTIONS) and os.path.exists(args.out):
