@@ -150,7 +150,9 @@ def test_train_keeps_the_final_optimizer_state():
     model, data, _, batch_fn, _ = _tiny_problem()
     res = compare.train(model.init, model.loss, {"adam": optax.adam(1e-2)}, num_seeds=3,
                         steps=4, key=1, batch_fn=batch_fn, data=data, keep_state=True,
-                        keep_params=True)
+                        keep_params=True,
+                        evaluate_state=lambda p, d, s: {"count": s[0].count})
+    np.testing.assert_array_equal(res.final["adam"]["count"], np.full((1, 3), 4))
     adam_state = res.opt_state["adam"][0]
     np.testing.assert_array_equal(adam_state.count, np.full((1, 3), 4))
     assert adam_state.mu["out"]["kernel"].shape == (1, 3) + res.params["adam"]["out"][

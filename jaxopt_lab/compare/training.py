@@ -98,6 +98,7 @@ def train(
     data: Any = None,
     has_activations: bool = False,
     evaluate: Callable[[Any, Any], dict] | None = None,
+    evaluate_state: Callable[[Any, Any, Any], dict] | None = None,
     val_fn: Callable[[Any, Any], jax.Array] | None = None,
     output_fn: Callable[[Any, Any], Any] | None = None,
     output_loss: Callable[[Any, Any], jax.Array] | None = None,
@@ -127,6 +128,9 @@ def train(
       has_activations: whether ``loss`` returns ``(loss, activations)``.
       evaluate: ``evaluate(params, data) -> dict of scalars`` computed at the end inside the
         program (test accuracy, whole-dataset statistics, ...).
+      evaluate_state: ``evaluate_state(params, data, opt_state) -> dict of scalars`` at the
+        end, for what lives in the optimizer state (a weight EMA's accuracy, a rollback
+        guard's counter, ...).
       val_fn: ``val_fn(params, data) -> validation loss`` at every step (overfitting
         detector).
       output_fn: ``output_fn(params, x) -> outputs`` with ``output_loss(outputs, y)``: gives
@@ -153,6 +157,10 @@ def train(
     for name, fn in (("init", init), ("loss", loss), ("batch_fn", batch_fn)):
         if not callable(fn):
             raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    for name, fn in (("evaluate", evaluate), ("evaluate_state", evaluate_state),
+                     ("val_fn", val_fn)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
     if (output_fn is None) != (output_loss is None):
         raise ValueError("output_fn and output_loss go together (both or neither)")
     if not isinstance(thresholds, health.Thresholds):
@@ -196,6 +204,8 @@ def train(
                  "nonfinite": bad}
         if evaluate is not None:
             final.update(evaluate(params, data))
+        if evaluate_state is not None:
+            final.update(evaluate_state(params, data, state))
         out = {"final": final, "reports": _as_dict(reps), "health": _as_dict(hs)}
         if keep_params:
             out["params"] = params
