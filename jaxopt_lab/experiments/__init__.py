@@ -41,6 +41,7 @@ _EXPERIMENTS: tuple[str, ...] = (
     "gan_mixtures",
     "dirac_gan",
     "continual",
+    "edge_of_stability",
 )
 
 

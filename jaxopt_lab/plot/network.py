@@ -1,0 +1,76 @@
+"""Figures of the network-landscape experiments, drawn from saved results
+(:class:`jaxopt_lab.compare.Results`, e.g. ``compare.load(run_dir)``): edge of stability,
+narrow minima, spectra along training, landscape slices and the "is my network stuck?"
+diagnosis.
+
+Every function takes a ``Results`` (what the experiment returned or what was read back
+from its run directory), returns a :class:`~matplotlib.figure.Figure` and saves it when
+``path`` is given (checked before any drawing, :func:`jaxopt_lab.plot.style.check_path`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from jaxopt_lab.plot.style import check_path, colors, save_figure
+
+__all__ = ["edge_of_stability"]
+
+
+def _check_results(results: Any, name: str) -> None:
+    from jaxopt_lab.compare import Results
+
+    if not isinstance(results, Results):
+        raise TypeError(f"results must be a compare.Results (the {name} experiment's), got "
+                        f"{type(results).__name__}")
+
+
+def _median_band(ax, x, y, color, label):
+    """Median over seeds (rows of ``y``) with the 25-75% band; seeds with NaN skipped."""
+    y = np.asarray(y, float)
+    with np.errstate(all="ignore"):
+        ok = np.all(np.isfinite(y), axis=-1)
+        if not ok.any():
+            return
+        y = y[ok]
+        ax.plot(x, np.median(y, 0), color=color, lw=1.6, label=label)
+        if len(y) > 1:
+            ax.fill_between(x, np.quantile(y, 0.25, 0), np.quantile(y, 0.75, 0), color=color,
+                            alpha=0.2, lw=0)
+
+
+def edge_of_stability(results: Any, *, path: Any = None) -> Figure:
+    """Sharpness vs step with the ``2 / lr`` line per learning rate, and the loss vs step.
+
+    Args:
+      results: the ``edge_of_stability`` experiment's results.
+      path: optional file to save to.
+    """
+    check_path(path)
+    _check_results(results, "edge_of_stability")
+    group = results.optimizers[0]
+    curves = results.curves[group]
+    sharp, loss = np.asarray(curves["sharpness"]), np.asarray(curves["loss"])
+    steps = np.asarray(results.summary["sharpness_steps"])
+    lrs = [h["learning_rate"] for h in results.hparams[group]]
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    for h, (lr, c) in enumerate(zip(lrs, colors(len(lrs)), strict=True)):
+        _median_band(ax1, steps, sharp[h], c, f"lr={lr:g}")
+        ax1.axhline(2.0 / lr, color=c, ls="--", lw=1)
+        for s in range(loss.shape[1]):
+            ax2.plot(np.arange(1, loss.shape[2] + 1), loss[h, s], color=c, lw=0.6, alpha=0.5,
+                     label=f"lr={lr:g}" if s == 0 else None)
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("sharpness (top Hessian eigenvalue)")
+    ax1.set_title("sharpness (median, IQR); dashed: 2 / lr")
+    ax1.legend(fontsize=8)
+    ax2.set_yscale("log")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("full-batch training loss")
+    ax2.set_title("loss (every seed)")
+    ax2.legend(fontsize=8)
+    return save_figure(fig, path)
