@@ -1,7 +1,6 @@
 """Small helpers shared by the experiments: statistics over seeds, the summary's
-non-finite seeds, the ``Results`` of an experiment, and a probe that carries a piece of
-the optimizer state out of :func:`jaxopt_lab.compare.train` (which returns parameters,
-not optimizer states).
+non-finite seeds, the ``Results`` of an experiment, and finding one transform's state
+inside an optimizer state (for ``evaluate_state`` of :func:`jaxopt_lab.compare.train`).
 
 Training itself always goes through the sweep core (:func:`jaxopt_lab.compare.train`,
 :func:`jaxopt_lab.compare.run`, :func:`jaxopt_lab.compare.sweep`); run directories are
@@ -10,18 +9,13 @@ written by :meth:`jaxopt_lab.compare.Results.save` only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxopt_lab.compare import Results, stats, store
-
-#: Name of the probe subtree in probed parameters (see :func:`probed`).
-MODEL, PROBE = "model", "probe"
 
 
 def median_fired(first_steps: Any) -> float:
@@ -91,60 +85,18 @@ def results(
     )
 
 
-# --------------------------------------------------------------------------- state probe
-def probed(init: Callable, loss: Callable, probe_init: Callable[[Any], Any]):
-    """Parameters ``{"model": params, "probe": probe_init(params)}`` for :func:`with_probe`.
+# --------------------------------------------------------------------------- optimizer state
+def state_or_none(opt_state: Any, state_type: type) -> Any:
+    """The single ``state_type`` instance inside ``opt_state`` (a chain, a wrapper, ...), or
+    None when there is none (an optimizer family without that transform).
 
-    Returns ``(init, loss)`` over the probed parameters: the loss sees only the model (so
-    the probe gets zero gradient; its return value, activations included, passes through
-    unchanged). Use ``layer_order=probe_layers(model.layers)``.
+    Raises:
+      ValueError: when ``opt_state`` holds several.
     """
-    def init2(key):
-        p = init(key)
-        return {MODEL: p, PROBE: probe_init(p)}
-
-    def loss2(params, batch):
-        return loss(params[MODEL], batch)
-
-    return init2, loss2
-
-
-def probe_layers(layers: Sequence[str]) -> tuple[str, ...]:
-    """``layer_order`` of probed parameters (the model's layers under ``"model/"``)."""
-    return tuple(f"{MODEL}/{name}" for name in layers)
-
-
-def with_probe(opt: optax.GradientTransformation,
-               read: Callable[[Any], Any] | None = None) -> optax.GradientTransformationExtraArgs:
-    """Run ``opt`` on the ``"model"`` part of probed parameters and set the ``"probe"`` part
-    to ``read(opt_state)`` after every step (``read=None``: the probe stays as it is).
-
-    :func:`jaxopt_lab.compare.train` returns final parameters (to ``evaluate`` and
-    ``keep_params``) but not the optimizer state; this carries a piece of the state (the
-    weight EMA, the rollback count) out through the parameters. The probe's update is
-    ``read(new_state) - probe``, so after ``optax.apply_updates`` the probe equals
-    ``read(new_state)`` up to one rounding. Only the ``value`` extra argument reaches
-    ``opt`` (enough for the rollback guard; not for second-order steps).
-    """
-    inner = optax.with_extra_args_support(opt)
-
-    def init_fn(params):
-        return inner.init(params[MODEL])
-
-    def update_fn(updates, state, params=None, **extra):
-        if params is None:
-            raise ValueError("with_probe needs params in update(updates, state, params)")
-        # only the loss value is passed on: the functions of the probed params (value_fn,
-        # hvp_fn, ...) do not apply to the model part alone
-        value = {"value": extra["value"]} if "value" in extra else {}
-        u, state = inner.update(updates[MODEL], state, params[MODEL], **value)
-        probe = params[PROBE]
-        if read is None:
-            du = jax.tree.map(jnp.zeros_like, probe)
-        else:
-            du = jax.tree.map(lambda new, old: jnp.asarray(new, old.dtype) - old,
-                              read(state), probe)
-        return {MODEL: u, PROBE: du}, state
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
+    is_it = lambda x: isinstance(x, state_type)  # noqa: E731
+    found = [x for x in jax.tree.leaves(opt_state, is_leaf=is_it) if is_it(x)]
+    if len(found) > 1:
+        raise ValueError(
+            f"opt_state must contain at most one {state_type.__name__}, found {len(found)}"
+        )
+    return found[0] if found else None

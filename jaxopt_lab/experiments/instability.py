@@ -54,7 +54,8 @@ import optax
 from jaxopt_lab import compare, data, health, models
 from jaxopt_lab._validation import check_int, check_positive
 from jaxopt_lab.experiments import _common
-from jaxopt_lab.transforms import weight_ema
+from jaxopt_lab.transforms import WeightEMAState, weight_ema
+from jaxopt_lab.transforms._state import find_state
 
 SCHEDULES: tuple[str, ...] = ("constant", "warmup_cosine")
 
@@ -132,9 +133,7 @@ def _train(c: Config, peaks: list[float], digits: dict) -> tuple[Any, compare.Tr
     model = models.mlp(64, c.hidden, 10, activation="tanh", init="xavier")
 
     def sgd_ema(lr):
-        # the weight EMA leaves compare.train in a probe next to the model parameters
-        return _common.with_probe(optax.chain(optax.sgd(lr), weight_ema(c.ema_decay)),
-                                  lambda s: s[1].ema)
+        return optax.chain(optax.sgd(lr), weight_ema(c.ema_decay))
 
     unit = optax.warmup_cosine_decay_schedule(0.0, 1.0, c.warmup_steps, c.steps, end_value=0.0)
 
@@ -143,12 +142,12 @@ def _train(c: Config, peaks: list[float], digits: dict) -> tuple[Any, compare.Tr
         # rate, 1.0 warmup + cosine (peak * unit: optax's factory rejects a traced peak)
         return sgd_ema(lambda step: peak * jnp.where(warmup > 0, unit(step), 1.0))
 
-    init, loss = _common.probed(model.init, model.loss, lambda p: p)
-
-    def evaluate(params, d):
+    def evaluate_state(params, d, opt_state):
+        # the last iterate and the weight EMA (read from the final optimizer state)
         (x, y), (x_test, y_test) = d["train"], d["test"]
+        ema = find_state(opt_state, WeightEMAState).ema
         out = {}
-        for suffix, p in (("", params[_common.MODEL]), ("_ema", params[_common.PROBE])):
+        for suffix, p in (("", params), ("_ema", ema)):
             out[f"train_loss{suffix}"] = model.loss(p, (x, y))
             out[f"test_accuracy{suffix}"] = jnp.mean(
                 jnp.argmax(model.apply(p, x_test), -1) == y_test)
@@ -161,17 +160,17 @@ def _train(c: Config, peaks: list[float], digits: dict) -> tuple[Any, compare.Tr
     )
     batch = c.batch_size
     res = compare.train(
-        init,
-        loss,
+        model.init,
+        model.loss,
         {"sgd": (schedule, {"peak": list(peaks), "warmup": [0.0, 1.0]})},
         num_seeds=c.num_seeds,
         steps=c.steps,
         key=jax.random.key(c.seed),
         batch_fn=lambda d, key, step: data.sample_batch(key, d["train"], batch),
         data=digits,
-        evaluate=evaluate,
+        evaluate_state=evaluate_state,
         thresholds=th,
-        layer_order=_common.probe_layers(model.layers),
+        layer_order=model.layers,
         fast_compile=c.fast_compile,
     )
     return model, res
