@@ -34,8 +34,9 @@ class LanczosResult(NamedTuple):
     basis: jax.Array
 
 
-def _breakdown_tol(dtype) -> float:
-    # beta below this multiple of the running ||T|| estimate counts as a breakdown.
+def breakdown_tol(dtype) -> float:
+    """Lanczos breakdown threshold: a beta below this multiple of the running ||T|| estimate
+    counts as a breakdown (an invariant subspace was found)."""
     return 100.0 * float(jnp.finfo(dtype).eps)
 
 
@@ -60,7 +61,7 @@ def lanczos_with_beta(
     dtype = v0.dtype if jnp.issubdtype(v0.dtype, jnp.floating) else jnp.float32
     v0 = v0.astype(dtype)
     key = jax.random.key(0) if key is None else as_key("key", key)
-    tol = _breakdown_tol(dtype)
+    tol = breakdown_tol(dtype)
     idx = jnp.arange(m)
 
     def orthogonalize(w, basis, mask):
@@ -178,8 +179,8 @@ def _enable_x64():
     return enable_x64()
 
 
-def _use_x64() -> bool:
-    # TPUs have no native float64; everything else (CPU, GPU) does.
+def use_x64() -> bool:
+    """Whether the tridiagonal eigen-solve runs in float64 (TPUs have none; CPU, GPU do)."""
     return jax.default_backend() != "tpu"
 
 
@@ -210,11 +211,12 @@ def tridiagonal_eigh(alphas: jax.Array, betas: jax.Array) -> tuple[jax.Array, ja
         )
     if not jnp.issubdtype(alphas.dtype, jnp.floating):
         alphas = alphas.astype(jnp.float32)
-    return _tridiagonal_eigh_jit(alphas, betas.astype(alphas.dtype), x64=_use_x64())
+    return tridiagonal_eigh_jit(alphas, betas.astype(alphas.dtype), x64=use_x64())
 
 
 @functools.partial(jax.jit, static_argnames=("x64",))
-def _tridiagonal_eigh_jit(alphas, betas, *, x64):
+def tridiagonal_eigh_jit(alphas, betas, *, x64):
+    """Eigen-decomposition of the Lanczos tridiagonal (float64 when ``x64``), traceable."""
     out_dtype = alphas.dtype
 
     def solve(dtype):

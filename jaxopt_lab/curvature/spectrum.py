@@ -33,7 +33,7 @@ from jaxopt_lab._validation import (
 )
 from jaxopt_lab.curvature import linear_operator as lo
 from jaxopt_lab.curvature._cache import cached_jit
-from jaxopt_lab.curvature.lanczos import _breakdown_tol, _tridiagonal_eigh_jit, _use_x64
+from jaxopt_lab.curvature.lanczos import breakdown_tol, tridiagonal_eigh_jit, use_x64
 
 __all__ = [
     "EigshResult",
@@ -177,7 +177,7 @@ def _ritz(alphas, betas, j, anorm):
     pad = (2.0 * anorm + 1.0) * (1.0 + pos.astype(alphas.dtype) / m)
     a = jnp.where(pos < j, alphas, pad)
     b = jnp.where(pos[:-1] < j - 1, betas[:-1], 0.0)
-    return _tridiagonal_eigh_jit(a, b, x64=_use_x64())
+    return tridiagonal_eigh_jit(a, b, x64=use_x64())
 
 
 def _engine(matvec, v0, key, k, which, limit, tol, adaptive, *, m_buf, slots):
@@ -190,7 +190,7 @@ def _engine(matvec, v0, key, k, which, limit, tol, adaptive, *, m_buf, slots):
     n = v0.shape[0]
     dtype = v0.dtype
     rows = m_buf
-    brk = _breakdown_tol(dtype)
+    brk = breakdown_tol(dtype)
     k = jnp.asarray(k, jnp.int32)
     which = jnp.asarray(which, jnp.int32)
     limit = jnp.minimum(jnp.asarray(limit, jnp.int32), min(m_buf, n))

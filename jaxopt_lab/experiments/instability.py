@@ -54,8 +54,7 @@ import optax
 from jaxopt_lab import compare, data, health, models
 from jaxopt_lab._validation import check_int, check_positive
 from jaxopt_lab.experiments import _common
-from jaxopt_lab.transforms import WeightEMAState, weight_ema
-from jaxopt_lab.transforms._state import find_state
+from jaxopt_lab.transforms import WeightEMAState, find_state, weight_ema
 
 SCHEDULES: tuple[str, ...] = ("constant", "warmup_cosine")
 

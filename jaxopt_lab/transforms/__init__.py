@@ -13,6 +13,7 @@ from jaxopt_lab.curvature.operators import (  # re-exported for convenience; hom
     empirical_fisher_fns,
     gauss_newton_fns,
 )
+from jaxopt_lab.transforms._state import find_state
 from jaxopt_lab.transforms.ewc import (
     EWCOnlineState,
     EWCSeparateState,
@@ -26,7 +27,13 @@ from jaxopt_lab.transforms.monitor import GradientMonitorState, gradient_monitor
 from jaxopt_lab.transforms.natural_gradient import NaturalGradientState, natural_gradient
 from jaxopt_lab.transforms.newton import HessianFreeState, hessian_free
 from jaxopt_lab.transforms.perturbed import PerturbedGDState, perturbed_gd, sample_uniform_ball
-from jaxopt_lab.transforms.rollback import RollbackState, last_good_params, rollback_guard
+from jaxopt_lab.transforms.rollback import (
+    RollbackState,
+    check_placement,
+    last_good_params,
+    restore_nonfinite,
+    rollback_guard,
+)
 from jaxopt_lab.transforms.saddle_free import SaddleFreeState, saddle_free_newton
 from jaxopt_lab.transforms.swa import SWAState, WeightEMAState, swa, swa_params, weight_ema
 from jaxopt_lab.transforms.trust_region import TrustRegionState, trust_region
@@ -63,6 +70,9 @@ __all__ = [
     "last_good_params",
     "perturbed_gd",
     "rollback_guard",
+    "check_placement",
+    "find_state",
+    "restore_nonfinite",
     "sample_uniform_ball",
     "swa",
     "swa_params",

@@ -50,8 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lab._validation import check_finite, check_positive
-from jaxopt_lab.transforms.perturbed import _int_hparam
+from jaxopt_lab._validation import check_finite, check_int_hparam, check_positive
 
 __all__ = ["GEMState", "agem", "agem_project", "gem", "gem_project"]
 
@@ -188,7 +187,7 @@ def gem_project(
     check_positive("tol", tol)
     check_finite("g", g)
     check_finite("G", G)
-    max_iters = 3 * t + 10 if max_iters is None else _int_hparam("max_iters", max_iters, 1)
+    max_iters = 3 * t + 10 if max_iters is None else check_int_hparam("max_iters", max_iters, 1)
     return _gem_project(g, G, margin, tol, max_iters)[0]
 
 
@@ -346,7 +345,7 @@ def gem(
     check_positive("margin", margin, allow_zero=True)
     check_positive("tol", tol)
     if max_iters is not None:
-        max_iters = _int_hparam("max_iters", max_iters, minimum=1)
+        max_iters = check_int_hparam("max_iters", max_iters, minimum=1)
 
     def update_fn(updates, state, params=None, *, memory_grads=None, **extra_args):
         del params, extra_args

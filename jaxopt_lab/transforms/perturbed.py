@@ -74,8 +74,6 @@ class PerturbedGDState(NamedTuple):
     num_perturbations: jax.Array
 
 
-# Kept until transforms/gem.py imports check_int_hparam from jaxopt_lab._validation itself.
-_int_hparam = check_int_hparam
 
 
 def perturbed_gd(
