@@ -482,6 +482,93 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- verify / report
+
+
+def _ledger_rows(verdicts) -> list[list[str]]:
+    from jaxopt_lab.claims import CLAIMS
+    from jaxopt_lab.claims.report import interval_text
+
+    source = {c.id: c.source for c in CLAIMS}
+    rows = []
+    for v in verdicts:
+        src = source.get(v.claim_id, "")
+        src = src if len(src) <= 32 else src[:29] + "..."
+        stat = v.statistic if len(v.statistic) <= 48 else v.statistic[:45] + "..."
+        pub = (v.published or "-")
+        pub = pub if len(pub) <= 30 else pub[:27] + "..."
+        rows.append([v.claim_id, src, stat or "-", interval_text(v), pub, v.verdict])
+    return rows
+
+
+def _print_ledger(ledger) -> None:
+    from jaxopt_lab.claims import counts
+
+    print(_table(_ledger_rows(ledger.verdicts),
+                 ["claim", "source", "statistic", "estimate [95% CI]", "published", "verdict"]))
+    n = counts(ledger.verdicts)
+    print(", ".join(f"{v} {k}" for k, v in n.items()) + f" ({len(ledger.verdicts)} claims)")
+
+
+def _on_run(out) -> None:
+    what = "reused" if out.reused else ("FAILED: " + out.error if out.error else "ran")
+    print(f"  {out.run.key}: {what} ({out.seconds:.1f} s) -> {out.run.run_dir}", flush=True)
+
+
+def _claim_ids(args: argparse.Namespace) -> list[str]:
+    from jaxopt_lab import claims
+
+    for cid in args.claims:
+        try:
+            claims.get(cid)
+        except ValueError:
+            raise CLIError(f"CLAIM: unknown claim {cid!r}; valid claims: "
+                           f"{', '.join(claims.ids())}") from None
+    return list(args.claims)
+
+
+def _out_dir_flag(path: str) -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"--out must be a directory, {path!r} is a file")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Run (or reuse) the experiments the chosen claims need and print the ledger."""
+    from jaxopt_lab import claims
+
+    ids = _claim_ids(args)
+    preset = "full" if args.full else "quick"
+    root = args.out if args.out is not None else claims.default_root(preset)
+    _out_dir_flag(root)
+    runs = claims.plan(claims.select(ids), preset, root)
+    print(f"verify: {len(claims.select(ids))} claims, {len(runs)} experiment runs "
+          f"({preset} preset) under {root}", flush=True)
+    ledger = _flagged(lambda: claims.verify(ids, preset=preset, root=root,
+                                            progress=_stderr_is_tty(), on_run=_on_run),
+                      {"out": "--out"})
+    _print_ledger(ledger)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Verify the claims and write one self-contained HTML report plus report.json."""
+    from jaxopt_lab.claims import report
+
+    ids = _claim_ids(args)
+    preset = "full" if args.full else "quick"
+    _out_dir_flag(args.out)
+    _flagged(lambda: report.check_out_dir(args.out), {"out": "--out"})
+    if args.runs is not None:
+        _out_dir_flag(args.runs)
+    ledger, html_path, json_path = _flagged(
+        lambda: report.report(args.out, ids, preset=preset, runs_root=args.runs,
+                              progress=_stderr_is_tty(), on_run=_on_run),
+        {"out": "--out"})
+    _print_ledger(ledger)
+    print(f"report: {html_path} and {json_path}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -595,6 +682,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="use the quick preset")
     s.add_argument("--out", default=None, help="run directory (default runs/<name>-<timestamp>)")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("verify", help="test the claims ledger (C1-C26): run or reuse the "
+                       "experiments, print verdicts",
+                       description="Run (or reuse finished runs of) the experiments the chosen "
+                       "claims need, once each, and print the ledger: claim, source, statistic "
+                       "with its 95%% interval over seeds, published value, verdict.")
+    s.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (default: all)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="quick presets (default)")
+    g.add_argument("--full", action="store_true", help="full presets (hours on a CPU)")
+    s.add_argument("--out", default=None,
+                   help="directory of the runs (default runs/claims-<preset>; re-running "
+                   "reuses finished runs)")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("report", help="verify the claims and write one self-contained HTML "
+                       "report + report.json",
+                       description="Verify the claims (runs under OUT/runs unless --runs; an "
+                       "interrupted report resumes) and write OUT/report.html (figures "
+                       "embedded) and OUT/report.json.")
+    s.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (default: all)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="quick presets (default)")
+    g.add_argument("--full", action="store_true", help="full presets (hours on a CPU)")
+    s.add_argument("--out", required=True, help="report directory")
+    s.add_argument("--runs", default=None, help="directory of the runs (default OUT/runs)")
+    s.set_defaults(func=cmd_report)
     return p
 
 
