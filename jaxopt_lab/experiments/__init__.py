@@ -42,6 +42,7 @@ _EXPERIMENTS: tuple[str, ...] = (
     "dirac_gan",
     "continual",
     "edge_of_stability",
+    "narrow_minima",
 )
 
 

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from jaxopt_lab.plot.style import check_path, colors, save_figure
 
-__all__ = ["edge_of_stability"]
+__all__ = ["edge_of_stability", "narrow_minima"]
 
 
 def _check_results(results: Any, name: str) -> None:
@@ -73,4 +73,38 @@ def edge_of_stability(results: Any, *, path: Any = None) -> Figure:
     ax2.set_ylabel("full-batch training loss")
     ax2.set_title("loss (every seed)")
     ax2.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def narrow_minima(results: Any, *, path: Any = None) -> Figure:
+    """Final-loss histogram per method (log-spaced bins) and the non-global rate with its
+    Wilson interval.
+
+    Args:
+      results: the ``narrow_minima`` experiment's results.
+      path: optional file to save to.
+    """
+    check_path(path)
+    _check_results(results, "narrow_minima")
+    methods = list(results.optimizers)
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    bins = np.logspace(-8, 0, 41)
+    for m, c in zip(methods, colors(len(methods)), strict=True):
+        f = np.asarray(results.metrics[m]["final_loss"], float).reshape(-1)
+        f = np.clip(f[np.isfinite(f)], 1e-8, 1.0)
+        ax1.hist(f, bins=bins, histtype="step", color=c, lw=1.4, label=m)
+    ax1.axvline(results.summary["global_tol"], color="k", ls=":", lw=1, label="global tol")
+    ax1.set_xscale("log")
+    ax1.set_xlabel("final training loss")
+    ax1.set_ylabel("runs")
+    ax1.legend(fontsize=8)
+    rates = [results.summary[m]["non_global"] for m in methods]
+    y = np.array([r["rate"] for r in rates])
+    lo = y - np.array([r["ci"][0] for r in rates])
+    hi = np.array([r["ci"][1] for r in rates]) - y
+    ax2.bar(range(len(methods)), y, yerr=[lo, hi], color=colors(len(methods)), capsize=4)
+    ax2.set_xticks(range(len(methods)), methods, rotation=20, fontsize=8)
+    ax2.set_ylabel("share ending in a non-global solution")
+    ax2.set_title("non-global rate (95% Wilson)")
     return save_figure(fig, path)
