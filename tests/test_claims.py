@@ -137,6 +137,18 @@ def test_missing_data_makes_a_part_untested():
                        "a", "x")
 
 
+def test_figure_names_resolve_with_wildcards():
+    claim = Claim("C99", "w", "s", "continual", tests=(ClaimTest(
+        "t", lambda r: measure.Estimate(1.0, 1.0, 1.0, 1, "x"), "greater", 0.0),),
+        figures=("R_split_*", "memory_split_*", "absent"))
+    r = _results({"a": {"x": np.ones(2)}})
+    r.meta["figures"] = ["memory_split_digits.png", "R_split_digits_task.png",
+                         "R_split_digits_class.png", "other.png"]
+    v = claims.evaluate(claim, r)
+    assert v.figures == ("R_split_digits_class", "R_split_digits_task", "memory_split_digits")
+    assert v.verdict == "confirmed" and v.published is None
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -220,6 +232,7 @@ def test_verify_reuses_finished_runs_and_decides(tmp_path):
     v = {x.claim_id: x for x in ledger.verdicts}
     assert v["C10"].verdict == "confirmed" and v["C15"].verdict == "confirmed"
     assert v["C10"].interval[1] < 0 and v["C10"].run_dir == runs["explosion"].run_dir
+    assert v["C10"].figures == ("loss_curves",)  # resolved against the run's own figures
     # GD stops in the local minimum at -2.32, not near -1 where the source puts it
     assert v["C17"].verdict == "mixed"
     assert [p.verdict for p in v["C17"].parts] == ["confirmed", "refuted", "confirmed"]

@@ -81,7 +81,8 @@ class Claim:
       experiment: registered experiment name, or None when none tests it yet.
       tests: the :class:`Test` s (empty when untested).
       statistic: the headline statistic in words (the ledger's column).
-      figures: figure names of the run directory that show it (without ``.png``).
+      figures: figure names of the run directory that show it (without ``.png``; shell
+        wildcards allowed, e.g. ``R_split_*``).
       config: ``config(preset, module) -> Config`` of the run (None: the experiment's
         own ``Config.quick()`` / ``Config.full()``).
       run_tag: names a run of a non-default config (claims sharing a tag share the run).
@@ -228,11 +229,26 @@ def evaluate(claim: Claim, results, run_dir: str | None = None) -> Verdict:
         reason += f". Note: {claim.note}"
     return Verdict(claim.id, head.estimate if head else math.nan,
                    head.interval if head else (math.nan, math.nan), _published(claim), verdict,
-                   reason, run_dir, tuple(claim.figures), claim.statistic, tuple(parts))
+                   reason, run_dir, _figures(claim, results), claim.statistic, tuple(parts))
+
+
+def _figures(claim: Claim, results) -> tuple[str, ...]:
+    """The run's figures (names without ``.png``) that match the claim's figure names,
+    which may hold shell wildcards (``R_split_*``), in the claim's order."""
+    import fnmatch
+
+    have = [f[:-4] if f.endswith(".png") else f
+            for f in (getattr(results, "meta", None) or {}).get("figures", [])]
+    if not have:
+        return tuple(claim.figures)
+    out: list[str] = []
+    for pattern in claim.figures:
+        out += [f for f in sorted(have) if fnmatch.fnmatchcase(f, pattern) and f not in out]
+    return tuple(out)
 
 
 def _published(claim: Claim) -> str | None:
-    pubs = [t.published for t in claim.tests if t.published]
+    pubs = list(dict.fromkeys(t.published for t in claim.tests if t.published))
     return "; ".join(pubs) if pubs else None
 
 

@@ -323,12 +323,12 @@ CLAIMS: tuple[Claim, ...] = (
               Test(f"{s}-IL: EWC forgetting", _forgetting("ewc", s), "within", (0.05, 0.25),
                    "about 15% with EWC"))),
           statistic="median forgetting over seeds (EWC lambda 1e3)",
-          figures=("accuracy_matrices", "task_accuracy"), note=_CONTINUAL_NOTE),
+          figures=("R_split_*", "curves_split_*"), note=_CONTINUAL_NOTE),
     Claim("C7", "GEM brings forgetting close to zero.", S0, "continual",
           tests=tuple(Test(f"{s}-IL: GEM forgetting", _forgetting("gem", s), "less", 0.05,
                            "close to zero") for s in SCENARIOS),
           statistic="median GEM forgetting over seeds",
-          figures=("accuracy_matrices", "task_accuracy"), note=_CONTINUAL_NOTE),
+          figures=("R_split_*", "curves_split_*"), note=_CONTINUAL_NOTE),
     Claim("C8", "Progressive networks do not forget at all, but grow linearly: 10 tasks, 10 "
           "times the size.", S0, "continual",
           tests=tuple(t for s in SCENARIOS for t in (
@@ -337,7 +337,7 @@ CLAIMS: tuple[Claim, ...] = (
               Test(f"{s}-IL: memory growth / number of tasks", _growth(s), "within",
                    (0.9, 1.1), "linear: T tasks, T times the size"))),
           statistic="median progressive-net forgetting; memory growth per task",
-          figures=("accuracy_matrices", "memory_growth"), note=_CONTINUAL_NOTE),
+          figures=("R_split_*", "memory_split_*"), note=_CONTINUAL_NOTE),
     Claim("C9", "Lowering the learning rate and knowledge distillation also reduce "
           "forgetting.", S0, "continual",
           tests=tuple(t for s in SCENARIOS for t in (
@@ -346,7 +346,7 @@ CLAIMS: tuple[Claim, ...] = (
               Test(f"{s}-IL: LwF (distillation) minus naive forgetting",
                    _forgetting_drop("lwf", s), "less", 0.0))),
           statistic="median forgetting, remedy minus naive",
-          figures=("accuracy_matrices", "task_accuracy"), note=_CONTINUAL_NOTE),
+          figures=("R_split_*", "curves_split_*"), note=_CONTINUAL_NOTE),
     Claim("C10", "Gradient clipping by global norm (max norm 1.0) prevents the loss from "
           "becoming NaN/Inf.", S0, "explosion",
           tests=(Test("non-finite rate: clip minus no clip", _clip_fewer_nonfinite, "less",
