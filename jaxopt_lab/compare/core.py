@@ -260,6 +260,8 @@ def sweep(
                 raise ValueError(f"seed_inputs leaves must have a leading axis of num_seeds="
                                  f"{num_seeds}, got shape {np.shape(leaf)}")
 
+    if jax.process_count() > 1:  # every process must run the same sweep: check, name it
+        _check_processes_agree(trial, families, num_seeds, chunk_size, batch_size, key, config)
     mesh = devices.seed_mesh()
     n_dev = mesh.devices.size
     plat = devices.platform()
@@ -490,6 +492,26 @@ def sweep(
         rejected_chunks=[] if store is None else list(store.rejected),
         padded_chunk=padded, micro_batch=micro, device_count=n_dev,
     )
+
+
+def _check_processes_agree(trial, families, num_seeds, chunk_size, batch_size, key, config):
+    """All-gather a hash of this sweep's arguments, versions and program; raise in every
+    process (before compiling) when they differ, naming what differs."""
+    from jaxopt_lab.compare import distributed
+    from jaxopt_lab.compare.store import checksum, flatten_arrays, jsonable, versions
+
+    inputs = {"inputs": trial.inputs, "seed_inputs": trial.seed_inputs}
+    leaves = {f"a{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(inputs))}
+    distributed.check_consistent({
+        "arguments": jsonable({"num_seeds": num_seeds, "chunk_size": chunk_size,
+                               "batch_size": batch_size, "config": config,
+                               "key": np.asarray(jax.random.key_data(key)).tolist(),
+                               "optimizers": [f.stable_desc() for f in families],
+                               "static": repr(trial.static)}),
+        "data": checksum(flatten_arrays(leaves)) if leaves else None,
+        "versions": versions(),
+        "program": _fingerprint.stable_hash(trial.run),
+    })
 
 
 def sweep_meta(config, key, sw: SweepOutput, t_start: float, **extra) -> dict:

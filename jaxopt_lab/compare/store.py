@@ -373,9 +373,9 @@ def write(out_dir: str | os.PathLike, results, figures: dict | None = None) -> s
     """
     import jax
 
+    if jax.process_index() != 0:  # under jax.distributed only process 0 touches the disk
+        return os.fspath(out_dir)
     out_dir = prepare_dir(out_dir)
-    if jax.process_index() != 0:
-        return out_dir
     _clean_tmp(out_dir)
     layout = {"optimizers": list(results.optimizers), "hparams": results.hparams,
               "group_column": results.group_column}
