@@ -308,8 +308,38 @@ def _flagged(fn, flags: dict):
         raise CLIError(msg) from None
 
 
+def _join_processes(args: argparse.Namespace) -> None:
+    """``jax.distributed.initialize`` from --coordinator/--num-processes/--process-id (or
+    the environment, or a Slurm allocation), before any other JAX call."""
+    from jaxopt_lab.compare import distributed
+
+    given = [args.coordinator is not None, args.num_processes is not None,
+             args.process_id is not None]
+    if any(given) and not all(given):
+        raise CLIError("--coordinator, --num-processes and --process-id go together: give "
+                       "all three (or none)")
+    _flagged(lambda: distributed.initialize(args.coordinator, args.num_processes,
+                                            args.process_id),
+             {"coordinator": "--coordinator", "num_processes": "--num-processes",
+              "process_id": "--process-id"})
+
+
+def _add_process_flags(s: argparse.ArgumentParser) -> None:
+    g = s.add_argument_group(
+        "several processes (hosts)",
+        "run the same command in every process; all three flags, or the environment "
+        "variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, or a Slurm "
+        "allocation of several tasks; only process 0 writes the run directory")
+    g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="address of process 0's coordinator")
+    g.add_argument("--num-processes", type=_positive_int, default=None, metavar="N")
+    g.add_argument("--process-id", type=_int, default=None, metavar="I",
+                   help="this process's index, 0..N-1")
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Saddle escape (the main job): optimizers x learning rates x seeds on a landscape."""
+    _join_processes(args)
     from jaxopt_lab.experiments import saddle_escape
 
     config, plan = _compare_config(args)
@@ -460,6 +490,7 @@ def _experiment_names() -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a registered experiment (quick or full preset) and print its summary."""
+    _join_processes(args)
     from jaxopt_lab import experiments
 
     available = _experiment_names()
@@ -636,6 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"smoke run for CI: {QUICK_SEEDS} seeds instead of {DEFAULT_SEEDS}")
     s.add_argument("--seed", type=_int, default=0, help="master PRNG seed (default 0)")
     s.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    _add_process_flags(s)
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("classify", help="classify a point: kind, eigenvalues, grad norm, index")
@@ -681,6 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", metavar="NAME", help="experiment name: " + " | ".join(names))
     s.add_argument("--quick", action="store_true", help="use the quick preset")
     s.add_argument("--out", default=None, help="run directory (default runs/<name>-<timestamp>)")
+    _add_process_flags(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("verify", help="test the claims ledger (C1-C26): run or reuse the "

@@ -260,6 +260,11 @@ def test_output_path_errors_are_one_line(tmp_path, capsys):
         (["spectrum", "saddle_xy", "0", "zero"], "zero"),
         (["frobnicate"], "frobnicate"),
         (["run", "no_such_experiment"], "no_such_experiment"),
+        (["compare", "--coordinator", "localhost:1"], "--num-processes"),
+        (["compare", "--coordinator", "localhost", "--num-processes", "2", "--process-id",
+          "0"], "--coordinator"),
+        (["run", "explosion", "--coordinator", "h:1", "--num-processes", "2",
+          "--process-id", "2"], "--process-id"),
     ],
 )
 def test_bad_arguments_one_line_no_traceback(capsys, argv, fragment):
