@@ -43,6 +43,7 @@ _EXPERIMENTS: tuple[str, ...] = (
     "continual",
     "edge_of_stability",
     "narrow_minima",
+    "spectra",
 )
 
 

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from jaxopt_lab.plot.style import check_path, colors, save_figure
 
-__all__ = ["edge_of_stability", "narrow_minima"]
+__all__ = ["edge_of_stability", "narrow_minima", "spectra"]
 
 
 def _check_results(results: Any, name: str) -> None:
@@ -107,4 +107,52 @@ def narrow_minima(results: Any, *, path: Any = None) -> Figure:
     ax2.set_xticks(range(len(methods)), methods, rotation=20, fontsize=8)
     ax2.set_ylabel("share ending in a non-global solution")
     ax2.set_title("non-global rate (95% Wilson)")
+    return save_figure(fig, path)
+
+
+def spectra(results: Any, *, path: Any = None) -> Figure:
+    """Hessian SLQ density per checkpoint (seed 0), the index and the loss along training,
+    and the top eigenvalue / trace of the Hessian, GGN and Fisher per checkpoint.
+
+    Args:
+      results: the ``spectra`` experiment's results.
+      path: optional file to save to.
+    """
+    check_path(path)
+    _check_results(results, "spectra")
+    steps = np.asarray(results.summary["checkpoints"])
+    grids = results.summary["density_grid"]
+    dens = np.asarray(results.curves["hessian"]["density"])
+    mh = results.metrics["hessian"]
+    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    for j, c in enumerate(colors(len(steps))):
+        if grids[j] is None or not np.isfinite(dens[j, 0]).any():
+            continue
+        g = np.asarray(grids[j])
+        ax1.semilogy(g, np.maximum(dens[j, 0, : len(g)], 1e-8), color=c, lw=1,
+                     label=f"step {steps[j]}")
+    ax1.set_xlabel("Hessian eigenvalue")
+    ax1.set_ylabel("SLQ density (seed 0)")
+    ax1.legend(fontsize=7)
+    loss = np.asarray(mh["loss"], float)
+    for name, marker in (("index_dense", "o"), ("index_slq", "x")):
+        ax2.scatter(loss.ravel(), np.asarray(mh[name], float).ravel(), marker=marker,
+                    label=name.replace("_", " "))
+    ax2.set_xscale("log")
+    ax2.set_xlabel("loss at checkpoint")
+    ax2.set_ylabel("index (fraction of negative eigenvalues)")
+    rho = float(results.summary["index_loss_spearman"])
+    ax2.set_title(f"Spearman(index, loss) = {rho:.2f}")
+    ax2.legend(fontsize=8)
+    for op, c in zip(results.optimizers, colors(len(results.optimizers)), strict=True):
+        top = np.asarray(results.metrics[op]["top_eig"], float)
+        ax3.plot(np.maximum(steps, 1), np.nanmedian(top, 1), "o-", color=c, label=f"{op} top")
+        tr = np.asarray(results.metrics[op]["trace"], float)
+        ax3.plot(np.maximum(steps, 1), np.nanmedian(tr, 1), "s--", color=c, alpha=0.6,
+                 label=f"{op} trace")
+    ax3.set_xscale("log")
+    ax3.set_xlabel("step (0 drawn at 1)")
+    ax3.set_title("top eigenvalue and XTrace trace (median)")
+    ax3.legend(fontsize=7)
     return save_figure(fig, path)
