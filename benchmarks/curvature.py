@@ -28,16 +28,23 @@ Five measurements, all in one process (ratios against baselines run in the same 
    40 steps, the tolerance-driven bottom eigenvalue (steps, HVPs) vs 200 fixed steps, and
    the spread over seeds of the three trace estimators at 30 matvecs.
 
+6. Lanczos top-5 (``--only top5``): ``curvature.eigsh(k=5, which="LA", tol=1e-3)`` on the
+   section-1 network (tolerance driven, default step limit): first call, run time, steps,
+   HVPs, eigenvalues and their relative residuals.
+
 Usage::
 
     python benchmarks/curvature.py [--quick] [--out PATH] [--only SECTION ...]
+                                   [--sizes 784,2048,2048,2048,10] [--batch-size N]
 
 ``--quick`` shrinks the MLP (784-128-64-10, batch 32), the Lanczos budget and the map
 (40x40) for a smoke run and writes ``results/curvature_quick.json`` instead. ``--only``
 runs a subset of the sections (``hvp``, ``residual``, ``compile``, ``map``; repeatable or
 comma-separated), e.g. ``--only map``; a partial run MERGES its sections into the existing
-JSON (other sections and their dates are kept, see ``section_dates_utc``). Timings on a
-shared machine are noisy: rerun before quoting.
+JSON (other sections and their dates are kept, see ``section_dates_utc``). ``--sizes`` and
+``--batch-size`` replace the network of sections 1-3 and 6 (the first width must be 784):
+``--sizes 784,2048,2048,2048,10`` is a 10.0M-parameter MLP (the accelerator run,
+``benchmarks/accelerator.sh``). Timings on a shared machine are noisy: rerun before quoting.
 """
 
 from __future__ import annotations
@@ -63,9 +70,10 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 from jaxopt_lab.curvature import hessian, hvp, lanczos, power_iteration  # noqa: E402
 
 TARGET_RESID = 1e-3
-SECTIONS = ("hvp", "residual", "compile", "map", "eigsh")
+SECTIONS = ("hvp", "residual", "compile", "map", "eigsh", "top5")
 SECTION_KEYS = {"hvp": "hvp_vs_grad", "residual": "hvps_to_residual",
-                "compile": "lanczos_compile", "map": "curvature_map", "eigsh": "eigsh_engine"}
+                "compile": "lanczos_compile", "map": "curvature_map", "eigsh": "eigsh_engine",
+                "top5": "lanczos_top5"}
 # the eigsh implementation before the tolerance-driven engine, run as the in-process baseline
 BASELINE_REV = "0ee89f4^"
 NOTES = [
@@ -470,6 +478,21 @@ def bench_eigsh(sizes, batch_size, quick):
     return out
 
 
+# ---------------------------------------------------------------- 6. Lanczos top-5
+def bench_top5(loss, params, batch, k=5, tol=1e-3, repeats=2):
+    from jaxopt_lab import curvature
+
+    key = jax.random.key(0)
+    res, t = _timed(lambda: curvature.eigsh(loss, params, batch, k=k, which="LA", tol=tol,
+                                            key=key), repeats=repeats)
+    vals = np.asarray(res.eigenvalues, np.float64)
+    return {"k": k, "which": "LA", "tol": tol, **t, "num_iters": int(res.num_iters),
+            "num_hvps": int(res.num_hvps), "eigenvalues": vals.tolist(),
+            "relative_residuals": (np.asarray(res.residuals, np.float64)
+                                   / np.abs(vals)).tolist(),
+            "converged": np.asarray(res.converged).tolist()}
+
+
 def _print_eigsh(r5):
     rows = {(r["impl"], r["k"], r["which"], r["num_iters"]): r for r in r5["fixed_steps"]}
     for key in [k for k in rows if k[0] == "after"]:
@@ -505,6 +528,11 @@ def main(argv=None):
     parser.add_argument("--out", default=None,
                         help="JSON path (default benchmarks/results/curvature.json, "
                         "curvature_quick.json with --quick)")
+    parser.add_argument("--sizes", default=None,
+                        help="MLP widths of sections hvp/residual/compile/top5, comma-"
+                        "separated, first 784 (e.g. 784,2048,2048,2048,10: 10.0M params)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="batch of sections hvp/residual/compile/top5")
     args = parser.parse_args(argv)
     only = list(SECTIONS) if args.only is None else [
         x.strip() for item in args.only for x in item.split(",") if x.strip()]
@@ -523,10 +551,15 @@ def main(argv=None):
         sizes, batch_size, repeats = (784, 1024, 256, 10), 128, 30
         max_lanczos, max_power, steps_list = 60, 2000, (30, 90, 300)
         resolution, subset, subset_eager = 200, 400, 40
+    if args.sizes:
+        sizes = tuple(int(w) for w in args.sizes.split(","))
+        if len(sizes) < 2 or sizes[0] != 784:
+            parser.error(f"--sizes: at least two widths, the first 784, got {args.sizes}")
+    batch_size = args.batch_size or batch_size
 
-    r1 = r2 = r3 = r4 = r5 = None
+    r1 = r2 = r3 = r4 = r5 = r6 = None
     model = None
-    if {"hvp", "residual", "compile"} & set(only):
+    if {"hvp", "residual", "compile", "top5"} & set(only):
         loss, params, batch, source = make_problem(sizes, batch_size)
         n_params = int(sum(p.size for p in jax.tree_util.tree_leaves(params)))
         model = {"sizes": list(sizes), "params": n_params, "batch": batch_size, "data": source}
@@ -538,6 +571,8 @@ def main(argv=None):
             r2 = bench_hvps_to_residual(loss, params, batch, max_lanczos, max_power)
         if "compile" in only:
             r3 = bench_compile(loss, params, batch, steps_list)
+        if "top5" in only:
+            r6 = bench_top5(loss, params, batch)
     if "eigsh" in only:
         eig_sizes = (784, 64, 32, 10) if args.quick else (784, 256, 256, 128, 10)
         print(f"# eigsh engine, MLP {'-'.join(map(str, eig_sizes))}, device "
@@ -562,10 +597,17 @@ def main(argv=None):
         _print_map(r4)
     if r5 is not None:
         _print_eigsh(r5)
+    if r6 is not None:
+        print(f"| Lanczos top-5 (tol 1e-3): steps / HVPs | {r6['num_iters']} / "
+              f"{r6['num_hvps']} (converged {sum(r6['converged'])}/5) | |")
+        print(f"| Lanczos top-5: first call / run | {r6['first_call_seconds']:.2f} s / "
+              f"{r6['run_seconds']:.3f} s | |")
+        print("| top-5 eigenvalues | " + ", ".join(f"{v:.5g}" for v in r6["eigenvalues"])
+              + " | |")
 
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     ran = {"hvp_vs_grad": r1, "hvps_to_residual": r2, "lanczos_compile": r3, "curvature_map": r4,
-           "eigsh_engine": r5}
+           "eigsh_engine": r5, "lanczos_top5": r6}
     ran = {k: v for k, v in ran.items() if v is not None}
     result = {}
     if set(only) != set(SECTIONS) and os.path.exists(args.out):

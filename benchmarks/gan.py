@@ -2,7 +2,11 @@
 same jitted per-seed program run for 16 seeds one after another; each remedy's cost per
 step relative to the plain step. Prints a table, writes benchmarks/results/gan.json.
 
-Usage: python benchmarks/gan.py [--quick]
+Usage: python benchmarks/gan.py [--quick] [--seeds N] [--steps S] [--remedies a,b] [--out PATH]
+
+``--seeds``/``--steps`` replace the seed count (16) and steps (200; 50 with ``--quick``),
+``--remedies`` times only those remedies (``none`` is always timed first: the baseline),
+``--out`` writes the JSON elsewhere (the accelerator run, ``benchmarks/accelerator.sh``).
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ def _seed_program(spec, nets, steps, opt, sample):
     return run
 
 
-def main(quick: bool):
-    seeds, steps, repeats = 16, (50 if quick else 200), (2 if quick else 3)
+def main(quick: bool, seeds: int | None = None, steps: int | None = None,
+         remedies: list | None = None, out_path: str | None = None):
+    seeds, steps, repeats = seeds or 16, steps or (50 if quick else 200), (2 if quick else 3)
     c = gm.Config(steps=steps, eval_every=steps, num_seeds=seeds, num_keep=0,
                   optimizers=("adam",))
     mix = gm._mixture("ring")
@@ -82,7 +87,7 @@ def main(quick: bool):
     # remedy cost per step (one seed, jitted scan), relative to the plain step
     costs = {}
     base = None
-    for remedy in gan.REMEDIES:
+    for remedy in ["none"] + [r for r in (remedies or gan.REMEDIES) if r != "none"]:
         spec_r, nets_r = gm.build(c, remedy)
         p = _seed_program(spec_r, nets_r, steps, opt, sample)
         jax.block_until_ready(p(key, centers))
@@ -91,7 +96,8 @@ def main(quick: bool):
         costs[remedy] = {"seconds_per_step": t, "relative": t / base}
         print(f"  {remedy:26s} {1e3 * t:8.3f} ms/step  {t / base:5.2f}x")
     out["remedy_cost"] = costs
-    path = os.path.join(HERE, "results", "gan_quick.json" if quick else "gan.json")
+    path = out_path or os.path.join(HERE, "results", "gan_quick.json" if quick else "gan.json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as fh:
         json.dump(out, fh, indent=2)
     print("wrote", path)
@@ -100,4 +106,9 @@ def main(quick: bool):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    main(ap.parse_args().quick)
+    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--remedies", default=None, help="comma-separated subset of gan.REMEDIES")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    main(a.quick, a.seeds, a.steps, a.remedies.split(",") if a.remedies else None, a.out)
