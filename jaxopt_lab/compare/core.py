@@ -43,8 +43,9 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxopt_lab import _fingerprint
 from jaxopt_lab._validation import as_key, check_int
-from jaxopt_lab.compare import _fingerprint, devices
+from jaxopt_lab.compare import devices
 from jaxopt_lab.compare.cache import PROGRAMS
 from jaxopt_lab.compare.families import OptimizerFamily, make_families, make_family
 

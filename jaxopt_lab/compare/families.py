@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import optax
 
-from jaxopt_lab.compare import _fingerprint
+from jaxopt_lab import _fingerprint
 
 
 @dataclasses.dataclass

@@ -28,8 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxopt_lab import _fingerprint
 from jaxopt_lab._validation import as_key, check_finite, check_int, check_positive, check_vector
-from jaxopt_lab.compare import _fingerprint, core, devices
+from jaxopt_lab.compare import core, devices
 from jaxopt_lab.compare import steps as steps_mod
 from jaxopt_lab.compare.families import make_families
 from jaxopt_lab.compare.results import METRIC_NAMES, Results
