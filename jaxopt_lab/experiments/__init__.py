@@ -44,6 +44,7 @@ _EXPERIMENTS: tuple[str, ...] = (
     "edge_of_stability",
     "narrow_minima",
     "spectra",
+    "landscape_slices",
 )
 
 

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from jaxopt_lab.plot.style import check_path, colors, save_figure
 
-__all__ = ["edge_of_stability", "narrow_minima", "spectra"]
+__all__ = ["edge_of_stability", "landscape_slices", "narrow_minima", "spectra"]
 
 
 def _check_results(results: Any, name: str) -> None:
@@ -155,4 +155,55 @@ def spectra(results: Any, *, path: Any = None) -> Figure:
     ax3.set_xlabel("step (0 drawn at 1)")
     ax3.set_title("top eigenvalue and XTrace trace (median)")
     ax3.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def landscape_slices(results: Any, *, path: Any = None) -> Figure:
+    """The 1-D paths (init -> final and between two solutions, median over seeds with the
+    quartile band), the random filter-normalized plane around seed 0's final point, and
+    the loss over seed 0's top-2 PCA plane with its training trajectory drawn on it.
+
+    Args:
+      results: the ``landscape_slices`` experiment's results.
+      path: optional file to save to.
+    """
+    check_path(path)
+    _check_results(results, "landscape_slices")
+    group = results.optimizers[0]
+    cur = results.curves[group]
+    alphas = np.asarray(results.summary["alphas"], float)
+    coef = np.asarray(results.summary["plane_coefficients"], float)
+    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    c1, c2 = colors(2)
+    _median_band(ax1, alphas, np.asarray(cur["interp_init_final"])[0], c1, "init -> final")
+    _median_band(ax1, alphas, np.asarray(cur["interp_between"])[0], c2,
+                 "final(s) -> final(s+1)")
+    ax1.set_xlabel("alpha")
+    ax1.set_ylabel("loss")
+    ax1.set_yscale("log")
+    ax1.set_title("linear interpolation (Goodfellow et al. 2015)")
+    ax1.legend(fontsize=8)
+    plane = np.asarray(cur["plane"])[0, 0]
+    if np.isfinite(plane).any():
+        cs = ax2.contour(coef, coef, np.log10(np.maximum(plane, 1e-12)), levels=15,
+                         cmap="viridis")
+        fig.colorbar(cs, ax=ax2, label="log10 loss")
+        ax2.plot([0], [0], "k*", ms=8)
+    ax2.set_xlabel("filter-normalized d1")
+    ax2.set_ylabel("filter-normalized d2")
+    ax2.set_title("random plane, seed 0 (Li et al. 2018)")
+    pca = np.asarray(cur["pca_plane"])[0, 0]
+    axes = np.asarray(cur["pca_axes"])[0, 0]
+    traj = np.asarray(cur["trajectory"])[0, 0]
+    if np.isfinite(pca).any():
+        cs = ax3.contour(axes[0], axes[1], np.log10(np.maximum(pca, 1e-12)), levels=15,
+                         cmap="viridis")
+        fig.colorbar(cs, ax=ax3, label="log10 loss")
+        ax3.plot(traj[:, 0], traj[:, 1], "o-", color="C3", ms=3, lw=1.2, label="trajectory")
+        ax3.plot([0], [0], "k*", ms=8)
+        ax3.legend(fontsize=8)
+    ax3.set_xlabel("PCA 1")
+    ax3.set_ylabel("PCA 2")
+    ax3.set_title("trajectory on its top-2 PCA plane, seed 0")
     return save_figure(fig, path)
