@@ -110,7 +110,7 @@ def test_summarize_fixed_data_and_records_agree():
     assert r0["nonfinite_rate"] == 0.25
     assert r1["escape_median"] == INF and r1["hit_median"] == 2.5 and r1["hit_iqr"] == 1.5
     from_records = stats.summarize(res.records())
-    assert from_records == rows and res.summary() == rows
+    assert from_records == rows and res.summary_table() == rows
     with_ci = stats.summarize(res, key=jax.random.key(1), n_boot=100)
     assert with_ci[1]["hit_median_lo"] <= 2.5 <= with_ci[1]["hit_median_hi"]
     costs = stats.profile_costs({"p1": rows, "p2": rows[::-1]}, "hit_median")
