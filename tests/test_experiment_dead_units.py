@@ -58,6 +58,7 @@ def test_dead_fraction_curve_matches_flag_step(quick_run):
             assert dead[s, t] > thr and np.all(dead[s, :t] <= thr)
 
 
+@pytest.mark.slow  # the core's own test (test_compare_core: seed 7 of 16 == of 1024) covers it
 def test_seed_i_does_not_depend_on_num_seeds():
     # seed i is fold_in(key(seed), i): the first 2 seeds of a 4-seed run are a 2-seed run
     # (5 steps: short enough that float rounding cannot grow into different outcomes)
