@@ -224,3 +224,20 @@ def check_same_structure(name_a: str, a: Any, name_b: str, b: Any) -> None:
                 f"{name_a} and {name_b} must have the same leaf shapes: "
                 f"{np.shape(la)} vs {np.shape(lb)}"
             )
+
+
+_KEY_WORDS: dict = {}
+
+
+def key_words(key: Any) -> np.ndarray:
+    """The raw ``uint32`` words of a typed PRNG key as numpy (memoized per key object: a
+    key is immutable, and unwrapping one is an eager device call)."""
+    hit = _KEY_WORDS.get(id(key))
+    if hit is not None and hit[0] is key:
+        return hit[1]
+    words = np.asarray(jax.random.key_data(key))
+    words.setflags(write=False)
+    _KEY_WORDS[id(key)] = (key, words)  # the key is kept alive: its id is not reused
+    while len(_KEY_WORDS) > 64:
+        _KEY_WORDS.pop(next(iter(_KEY_WORDS)))
+    return words

@@ -44,7 +44,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxopt_lab import _fingerprint
-from jaxopt_lab._validation import as_key, check_int
+from jaxopt_lab._validation import as_key, check_int, key_words
 from jaxopt_lab.compare import devices
 from jaxopt_lab.compare.cache import PROGRAMS
 from jaxopt_lab.compare.families import OptimizerFamily, make_families, make_family
@@ -287,7 +287,7 @@ def sweep(
     seed_sharded = NamedSharding(mesh, P("seeds"))
     out_sharding = NamedSharding(mesh, P(None, "seeds"))
     key_dev, inputs_dev = devices.put(
-        mesh, (np.asarray(jax.random.key_data(key)), jax.tree.map(np.asarray, trial.inputs)),
+        mesh, (key_words(key), jax.tree.map(np.asarray, trial.inputs)),
         P())
     rows_abstract = (
         jax.tree.map(lambda a: jax.ShapeDtypeStruct((padded,) + np.shape(a)[1:],
@@ -506,7 +506,7 @@ def _check_processes_agree(trial, families, num_seeds, chunk_size, batch_size, k
     distributed.check_consistent({
         "arguments": jsonable({"num_seeds": num_seeds, "chunk_size": chunk_size,
                                "batch_size": batch_size, "config": config,
-                               "key": np.asarray(jax.random.key_data(key)).tolist(),
+                               "key": key_words(key).tolist(),
                                "optimizers": [f.stable_desc() for f in families],
                                "static": repr(trial.static)}),
         "data": checksum(flatten_arrays(leaves)) if leaves else None,

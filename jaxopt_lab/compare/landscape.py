@@ -29,7 +29,14 @@ import numpy as np
 import optax
 
 from jaxopt_lab import _fingerprint
-from jaxopt_lab._validation import as_key, check_finite, check_int, check_positive, check_vector
+from jaxopt_lab._validation import (
+    as_key,
+    check_finite,
+    check_int,
+    check_positive,
+    check_vector,
+    key_words,
+)
 from jaxopt_lab.compare import core, devices
 from jaxopt_lab.compare import steps as steps_mod
 from jaxopt_lab.compare.families import make_families
@@ -515,7 +522,7 @@ def run(
                        for fam in families},
         "num_seeds": num_seeds,
         "steps": steps,
-        "key": np.asarray(jax.random.key_data(key)).tolist(),
+        "key": key_words(key).tolist(),
         "key_impl": str(jax.random.key_impl(key)),
         "init": init_desc,
         "escape_radius": escape_radius,

@@ -347,9 +347,10 @@ def make_meta(config: Any, *, key: Any = None, compile_seconds: float = 0.0,
     """The one ``meta.json`` schema: ``config``, ``versions``, ``device``, ``key``,
     ``compile_seconds``, ``run_seconds``, ``date`` and any extra fields."""
     if key is not None and not isinstance(key, list | int):
-        import jax
 
-        key = np.asarray(jax.random.key_data(key)).tolist()
+        from jaxopt_lab._validation import key_words
+
+        key = key_words(key).tolist()
     return {
         "config": jsonable(config),
         "versions": versions(),
