@@ -83,20 +83,3 @@ def results(
             **meta,
         ),
     )
-
-
-# --------------------------------------------------------------------------- optimizer state
-def state_or_none(opt_state: Any, state_type: type) -> Any:
-    """The single ``state_type`` instance inside ``opt_state`` (a chain, a wrapper, ...), or
-    None when there is none (an optimizer family without that transform).
-
-    Raises:
-      ValueError: when ``opt_state`` holds several.
-    """
-    is_it = lambda x: isinstance(x, state_type)  # noqa: E731
-    found = [x for x in jax.tree.leaves(opt_state, is_leaf=is_it) if is_it(x)]
-    if len(found) > 1:
-        raise ValueError(
-            f"opt_state must contain at most one {state_type.__name__}, found {len(found)}"
-        )
-    return found[0] if found else None

@@ -159,7 +159,7 @@ def run(config: Config, out_dir: Any = None) -> compare.Results:
 
     def rollback_events(params, _, opt_state):
         # the guard's counter, read from the final optimizer state (0 without a guard)
-        st = _common.state_or_none(opt_state, transforms.RollbackState)
+        st = transforms.find_state(opt_state, transforms.RollbackState, optional=True)
         return {"rollback_events": np.int32(0) if st is None else st.num_rollbacks}
 
     res = compare.train(
