@@ -29,3 +29,21 @@ def test_gan_mixtures_quick(tmp_path):
             "reverse_kl"} <= set(recs[0])
     assert (tmp_path / "samples.png").exists()
     assert (tmp_path / "modes_over_training.png").exists()
+    _check_collapse_step(c, res)
+
+
+def _check_collapse_step(c, res):
+    steps = c.eval_every * np.arange(1, c.steps // c.eval_every + 1)
+    m, cur = res.metrics["adam"], res.curves["adam"]
+    # the flag is the health hook's: raised exactly when a mode is missing
+    np.testing.assert_array_equal(cur["collapsed"] > 0.5, cur["modes"] < 8)
+    for h in range(m["modes"].shape[0]):
+        for s in range(c.num_seeds):
+            flags = cur["collapsed"][h, s] > 0.5
+            want = np.inf
+            for t in range(len(steps) - 1, -1, -1):  # serial oracle: walk back the streak
+                if not flags[t]:
+                    break
+                want = steps[t]
+            assert m["collapse_step"][h, s] == want
+    assert all(0.0 <= r["collapsed_rate"] <= 1.0 for r in res.summary["rows"])

@@ -497,3 +497,22 @@ def test_forgetting_matches_hand_computation():
     assert not bool(no.flag) and float(no.backward_transfer) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="accuracy"):
         health.forgetting(jnp.ones((2, 3)))
+
+
+def test_persistent_onset_matches_a_serial_walk():
+    from jaxopt_lab.health.detectors import persistent_onset
+
+    rng = np.random.default_rng(0)
+    flags = rng.random((5, 7, 6)) < 0.6
+    steps = np.arange(1, 7) * 10
+    got = persistent_onset(flags, steps)
+    for idx in np.ndindex(flags.shape[:-1]):
+        want = np.inf
+        for t in range(5, -1, -1):
+            if not flags[idx][t]:
+                break
+            want = steps[t]
+        assert got[idx] == want
+    assert persistent_onset([True, True], [3, 4]) == 3
+    with pytest.raises(ValueError, match="flags"):
+        persistent_onset(np.ones((2, 3), bool), [1, 2])

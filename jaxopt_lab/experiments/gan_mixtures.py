@@ -25,7 +25,11 @@ the learning-rate grid traced, seed ``i`` from ``fold_in(key, i)``.
 
 Records: one row per (optimizer, remedy, learning rate, seed) with ``modes``,
 ``hq_fraction``, ``reverse_kl``, ``full_coverage_step`` (first evaluation step with every
-mode captured, ``inf`` if never), ``d_loss``, ``g_loss``, ``nonfinite``; curves of every
+mode captured, ``inf`` if never), ``collapsed`` (the health hook's mode-collapse flag,
+:func:`jaxopt_lab.health.mode_coverage`, at the last evaluation), ``collapse_step`` (the
+step from which that flag stayed raised to the end, ``inf`` if it was down at the end:
+:func:`jaxopt_lab.health.detectors.persistent_onset`), ``d_loss``, ``g_loss``,
+``nonfinite``; curves of every
 metric per evaluation. Figures: sample scatter per optimizer and remedy, modes over
 training.
 
@@ -51,6 +55,7 @@ import optax
 
 from jaxopt_lab import data, gan
 from jaxopt_lab._validation import check_choice, check_int
+from jaxopt_lab.health.detectors import persistent_onset
 from jaxopt_lab.models import gan_nets
 
 SETUPS: dict[str, dict] = {
@@ -230,7 +235,8 @@ def _mean_ci(x, rng, n_boot=1000):
 def summarize(results, seed: int = 0) -> list[dict]:
     """One row per (optimizer, remedy, learning rate): mean and bootstrap 95% interval
     over seeds of modes, high-quality fraction and reverse KL; medians (misses as inf)
-    of the full-coverage step; non-finite seeds."""
+    of the full-coverage step and of the collapse step; the fraction of seeds collapsed
+    at the end; non-finite seeds."""
     rng = np.random.default_rng(seed)
     rows = []
     for opt in results.optimizers:
@@ -242,6 +248,9 @@ def summarize(results, seed: int = 0) -> list[dict]:
             row["all_modes_rate"] = float(np.mean(m["full_coverage"][h]))
             fc = np.asarray(m["full_coverage_step"][h], np.float64)
             row["full_coverage_step_median"] = float(np.median(fc))
+            cs = np.asarray(m["collapse_step"][h], np.float64)
+            row["collapsed_rate"] = float(np.mean(np.isfinite(cs)))
+            row["collapse_step_median"] = float(np.median(cs))
             row["nonfinite_seeds"] = [int(s) for s in np.nonzero(m["nonfinite"][h])[0]]
             rows.append(row)
     return rows
@@ -287,6 +296,8 @@ def run(config: Config, out_dir: Any = None):
         first = np.where(full.any(-1), steps_axis[np.argmax(full, -1)], np.inf)
         results.metrics[opt]["full_coverage_step"] = first
         results.curves[opt]["full_coverage"] = full.astype(np.float32)
+        collapsed = np.asarray(results.curves[opt]["collapsed"]) > 0.5
+        results.metrics[opt]["collapse_step"] = persistent_onset(collapsed, steps_axis)
     rows = summarize(results, c.seed)
     results.summary = store.jsonable({
         "mixture": c.mixture, "setup": c.setup, "rows": rows,

@@ -27,14 +27,17 @@ from jaxopt_lab import health
 
 
 def mixture_metrics(samples: jax.Array, centers: jax.Array, std: float,
-                    num_std: float = 3.0) -> dict:
-    """``{"modes", "hq_fraction", "reverse_kl"}`` of ``samples [n, 2]`` on a mixture with
-    ``centers [k, 2]`` and component std ``std`` (a mode is captured with one
-    high-quality sample)."""
-    cov = health.mode_coverage(samples, centers, std=std, num_std=num_std)
+                    num_std: float = 3.0, min_coverage: float = 1.0) -> dict:
+    """``{"modes", "hq_fraction", "reverse_kl", "collapsed"}`` of ``samples [n, 2]`` on a
+    mixture with ``centers [k, 2]`` and component std ``std`` (a mode is captured with one
+    high-quality sample; ``collapsed`` is the health hook's flag, 1.0 when fewer than
+    ``min_coverage * k`` modes are captured)."""
+    cov = health.mode_coverage(samples, centers, std=std, num_std=num_std,
+                               min_coverage=min_coverage)
     return {"modes": cov.modes_covered.astype(jnp.float32),
             "hq_fraction": cov.high_quality_fraction,
-            "reverse_kl": cov.reverse_kl}
+            "reverse_kl": cov.reverse_kl,
+            "collapsed": cov.flag.astype(jnp.float32)}
 
 
 def _xlogy_ratio(p, q):

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxopt_lab._validation import check_int, check_positive
 
@@ -244,6 +245,29 @@ def _seed_sensitivity(x: jax.Array, threshold: jax.Array) -> SeedSpread:
         nonfinite_fraction=nonfinite,
         flag=(rel > threshold) | (nonfinite > 0),
     )
+
+
+# --------------------------------------------------------------------------- flag onsets
+def persistent_onset(flags: Any, steps: Any) -> np.ndarray:
+    """The step from which a flag stayed raised to the end of a curve.
+
+    Args:
+      flags: ``[..., T]`` booleans (a detector evaluated at ``T`` points of training).
+      steps: ``[T]`` the training step of each point.
+
+    Returns:
+      ``[...]`` float64: ``steps[t]`` for the first ``t`` with ``flags[..., t:]`` all
+      raised, ``inf`` where the last point is not flagged (the condition did not persist).
+      A flag raised from the first point on returns ``steps[0]``.
+    """
+    f = np.asarray(flags, bool)
+    steps = np.asarray(steps, np.float64).reshape(-1)
+    if f.ndim < 1 or f.shape[-1] != steps.size or steps.size == 0:
+        raise ValueError(f"flags must have shape [..., T] with T = len(steps) = {steps.size}, "
+                         f"got {f.shape}")
+    streak = np.flip(np.cumprod(np.flip(f, -1), -1), -1).astype(bool)
+    first = np.argmax(streak, -1)
+    return np.where(f[..., -1], steps[first], np.inf)
 
 
 # --------------------------------------------------------------------------- GAN hook
