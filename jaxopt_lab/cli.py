@@ -1,4 +1,5 @@
-"""The ``jaxopt-lab`` command: list, compare, classify, spectrum, curvature-map, run.
+"""The ``jaxopt-lab`` command: list, compare, classify, spectrum, curvature-map, run,
+diagnose, verify, report.
 
 The CLI only parses arguments and calls the library; every library module is imported
 inside the command that needs it, so ``jaxopt-lab --help`` is fast and one missing piece
@@ -9,6 +10,7 @@ Example:
   $ jaxopt-lab compare                       # saddle escape: 5 optimizers x 1024 seeds
   $ jaxopt-lab compare --quick --lr 0.01,0.05 --out runs/demo
   $ jaxopt-lab classify saddle_xy 0 0
+  $ jaxopt-lab diagnose --quick --model mlp --data digits --optimizers sgd,adam
 """
 
 from __future__ import annotations
@@ -230,6 +232,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         doc = importlib.import_module(f"jaxopt_lab.experiments.{name}").__doc__ or ""
         rows.append([name, _first_sentence(doc.strip().splitlines()[0], 90)])
     print(_table(rows, ["name", "description"]))
+    from jaxopt_lab.health import diagnosis
+
+    print(f"\ndiagnosis ('jaxopt-lab diagnose [--quick]'): the five signs of being stuck "
+          f"(C18): {', '.join(diagnosis.SIGN_NAMES)}; models {', '.join(diagnosis.MODELS)}; "
+          f"data {', '.join(diagnosis.DATASETS)}")
     return 0
 
 
@@ -513,6 +520,137 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- diagnose
+
+# Config field -> the ``diagnose`` flag that sets it (errors name the flag).
+_DIAGNOSE_FLAGS = {
+    "model": "--model", "data": "--data", "optimizers": "--optimizers",
+    "optimizer": "--optimizers", "learning_rates": "--lr", "num_seeds": "--seeds",
+    "steps": "--steps", "batch_size": "--batch-size", "train_examples": "--train-examples",
+    "seed": "--seed", "out_dir": "--out",
+}
+
+
+def _threshold_overrides(items: Sequence[str] | None):
+    """``--threshold NAME=VALUE`` (repeatable) -> a ``DiagnosisThresholds``."""
+    from jaxopt_lab.health import diagnosis
+
+    over: dict[str, Any] = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise CLIError(f"--threshold must be NAME=VALUE, got {item!r}")
+        if name not in diagnosis.THRESHOLD_NAMES:
+            raise CLIError(f"--threshold: unknown name {name!r}; valid names: "
+                           f"{', '.join(diagnosis.THRESHOLD_NAMES)}")
+        try:
+            value = float(text)
+        except ValueError:
+            raise CLIError(f"--threshold {name}: expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise CLIError(f"--threshold {name}: expected a finite number, got {text!r}")
+        kind = type(getattr(diagnosis.DEFAULT_DIAGNOSIS_THRESHOLDS, name))
+        if kind is int:
+            if value != int(value):
+                raise CLIError(f"--threshold {name}: expected an integer, got {text!r}")
+            value = int(value)
+        over[name] = value
+    flags = {n: f"--threshold {n}" for n in diagnosis.THRESHOLD_NAMES}
+    return _flagged(lambda: diagnosis.DiagnosisThresholds(**over), flags)
+
+
+def _diagnose_config(args: argparse.Namespace):
+    """The diagnosis :class:`Config` the ``diagnose`` flags describe (flag names in errors)."""
+    from jaxopt_lab.health import diagnosis
+
+    thresholds = _threshold_overrides(args.threshold)
+    over: dict[str, Any] = {"model": args.model, "data": args.data, "seed": args.seed,
+                            "thresholds": thresholds}
+    for field, value in (("num_seeds", args.seeds), ("steps", args.steps),
+                         ("batch_size", args.batch_size),
+                         ("train_examples", args.train_examples)):
+        if value is not None:
+            over[field] = value
+    if args.optimizers is not None:
+        over["optimizers"] = tuple(args.optimizers)
+    if args.lr is not None:
+        over["learning_rates"] = tuple(args.lr)
+    make = diagnosis.Config.quick if args.quick else diagnosis.Config.full
+    config = _flagged(lambda: make(**over), _DIAGNOSE_FLAGS)
+    if config.data == "mnist1d":
+        import importlib.util
+
+        if importlib.util.find_spec("mnist1d") is None:
+            raise CLIError("--data mnist1d needs the mnist1d package (pip install mnist1d)")
+    return config
+
+
+def _sign_rows(diag) -> list[list[str]]:
+    rows = []
+    for s in diag.signs:
+        per = ", ".join(f"{k} {_fmt_num(d['value'])}" for k, d in s.detail.items()) or "-"
+        rows.append([s.name, "YES" if s.fired else "no", _fmt_value(s.value),
+                     f"{s.direction} {s.threshold:g}",
+                     "-" if s.step is None else str(s.step), per])
+    return rows
+
+
+def _fmt_value(v: float) -> str:
+    """A sign's evidence: ``inf`` (never measured high, e.g. no plateau window while the loss
+    was still high) printed as such, not as a step."""
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return _fmt_num(v)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Train a short run over seeds and optimizers; print the five signs of being stuck."""
+    import json
+
+    config = _diagnose_config(args)
+    if args.out is not None:
+        _out_dir_flag(args.out)
+    from jaxopt_lab.health import diagnosis
+
+    lrs = config.lr()
+    if not args.json:
+        print(f"diagnose: {config.model} on {config.data}, optimizers "
+              + ", ".join(f"{n} (lr {lr:g})" for n, lr in lrs.items())
+              + f", {config.num_seeds} seeds x {config.steps} steps"
+              + (" (quick)" if args.quick else ""), flush=True)
+    t0 = time.perf_counter()
+    results, diag = _flagged(lambda: diagnosis.run(config, out_dir=args.out),
+                             {"out_dir": "--out"})
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"diagnosis": diag.to_dict(), "run_dir": args.out,
+                          "seconds": seconds, "compile_seconds": results.meta["compile_seconds"],
+                          "run_seconds": results.meta["run_seconds"],
+                          "nonfinite_seeds": results.summary["nonfinite_seeds"]}, indent=1))
+        return 0
+    print(_table(_sign_rows(diag), ["sign", "fired", "evidence", "fires if", "step",
+                                    "per optimizer (median over seeds)"]))
+    print("\ntests:")
+    for s in diag.signs:
+        print(f"  {s.name}: {s.test}")
+    print("\nremedies the lab offers (* = sign fired):")
+    for s in diag.signs:
+        print(f"  {'*' if s.fired else ' '} {s.name} ({diagnosis.SIGN_TITLES[s.name]}):")
+        for r in s.remedies:
+            print(f"      {r.what}: {r.api}")
+    bad = {n: v for n, v in results.summary["nonfinite_seeds"].items() if v}
+    if bad:
+        print(f"non-finite seeds: {bad}")
+    verdict = ("stuck signs: " + ", ".join(diag.fired)) if diag.stuck else "no sign fired"
+    print(f"\n{verdict}; {seconds:.1f} s (compile {float(results.meta['compile_seconds']):.1f} "
+          f"s, run {float(results.meta['run_seconds']):.1f} s)")
+    if args.out is not None:
+        print(f"run directory: {args.out} (records.csv, metrics.npz, curves.npz, meta.json, "
+              "diagnose.png)")
+    return 0
+
+
 # ----------------------------------------------------------------------------- verify / report
 
 
@@ -715,6 +853,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="run directory (default runs/<name>-<timestamp>)")
     _add_process_flags(s)
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser(
+        "diagnose", help="is my network stuck? the five signs (C18), measured over seeds",
+        description=(
+            "Train a model on a dataset with each optimizer from --seeds seeds (the sweep "
+            "core, health monitor every step) and print the five signs of being stuck: "
+            "plateau, train/validation gap, vanishing gradient, sensitivity to the seed, "
+            "disagreement between optimizers; each with its evidence, threshold, the step it "
+            "fired and the remedies the lab offers. With --out, writes records.csv, "
+            "metrics.npz, curves.npz, meta.json and diagnose.png."),
+    )
+    s.add_argument("--model", default="mlp", help="mlp | cnn (default mlp)")
+    s.add_argument("--data", default="digits",
+                   help="digits | fashion_mnist | mnist1d (default digits)")
+    s.add_argument("--optimizers", type=_name_list, default=None,
+                   help="comma list of optimizer names (default sgd,adam; see 'jaxopt-lab "
+                   "list')")
+    s.add_argument("--lr", type=_float_list, default=None,
+                   help="one learning rate for all, or one per optimizer (default per "
+                   "optimizer: sgd 0.1, adam 0.001, ...)")
+    s.add_argument("--seeds", type=_int, default=None, help="seeds per optimizer (>= 2; "
+                   "default 32, --quick 8)")
+    s.add_argument("--steps", type=_int, default=None,
+                   help="training steps (default 2000, --quick 300)")
+    s.add_argument("--batch-size", type=_int, default=None, help="minibatch size (default 64)")
+    s.add_argument("--train-examples", type=_int, default=None,
+                   help="train on the first N examples only (a small set shows the gap)")
+    s.add_argument("--threshold", action="append", default=None, metavar="NAME=VALUE",
+                   help="override a threshold (repeatable): plateau_window, plateau_eps, "
+                   "plateau_above, ema_decay, gap, window, grad_norm_ratio, layer_ratio, "
+                   "seed_iqr, disagreement, confidence")
+    s.add_argument("--seed", type=_int, default=0, help="master PRNG seed (default 0)")
+    s.add_argument("--quick", action="store_true",
+                   help="8 seeds x 300 steps, fast compile (under a minute)")
+    s.add_argument("--out", default=None, help="run directory (default: none written)")
+    s.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+    s.set_defaults(func=cmd_diagnose)
 
     s = sub.add_parser("verify", help="test the claims ledger (C1-C26): run or reuse the "
                        "experiments, print verdicts",
