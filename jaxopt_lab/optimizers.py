@@ -67,6 +67,25 @@ def _optax(fn_name: str, **fixed: Any) -> Callable[..., Any]:
     return build
 
 
+def _second_order(fn_name: str) -> Callable[..., Any]:
+    """A second-order transform of :mod:`jaxopt_lab.transforms` (needs ``hvp_fn``, and
+    ``value_fn`` for the trust region, through the update contract of
+    :mod:`jaxopt_lab.compare.steps`; ``learning_rate`` scales the Newton-like step, 1.0 is
+    the textbook method). Saddle-free Newton's state key defaults to
+    ``key(PGD_KEY_SEED)`` (the sweep core folds it per seed)."""
+    def build(learning_rate: float, **options: Any):
+        from jaxopt_lab import transforms
+
+        if fn_name == "saddle_free_newton" and "key" not in options:
+            import jax
+
+            options["key"] = jax.random.key(PGD_KEY_SEED)
+        return getattr(transforms, fn_name)(learning_rate, **options)
+
+    build.__name__ = fn_name
+    return build
+
+
 def _import_pgd():
     from jaxopt_lab.transforms import perturbed_gd
 
@@ -109,6 +128,14 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                       "of optimization algorithms."),
         OptimizerSpec("pgd", "Perturbed GD", _pgd, "Jin, Ge, Netrapalli, Kakade & Jordan, "
                       "2017. How to escape saddle points efficiently.", dict(PGD_DEFAULTS)),
+        OptimizerSpec("hessian_free", "Hessian-free Newton-CG", _second_order("hessian_free"),
+                      "Martens, 2010. Deep learning via Hessian-free optimization."),
+        OptimizerSpec("saddle_free", "Saddle-free Newton", _second_order("saddle_free_newton"),
+                      "Dauphin et al., 2014. Identifying and attacking the saddle point "
+                      "problem in high-dimensional non-convex optimization."),
+        OptimizerSpec("trust_region", "Trust region (Steihaug-CG)",
+                      _second_order("trust_region"), "Steihaug, 1983. The conjugate gradient "
+                      "method and trust regions in large scale optimization."),
     )
 }
 

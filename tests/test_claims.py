@@ -377,3 +377,27 @@ def test_report_in_headless_chromium(tmp_path):
         os.makedirs(keep, exist_ok=True)
         for path in (html_path, shot):
             shutil.copy(path, os.path.join(keep, "claims-" + os.path.basename(path)))
+
+
+def test_c23_compares_each_second_order_method_with_gd_at_both_rates():
+    """C23's tests read the learning-rate rows they name: second-order methods at step 1
+    against GD at 0.1 and at 1.0 (paired seeds, medians)."""
+    from jaxopt_lab.claims import core
+
+    n = 32
+    lrs = [{"learning_rate": 0.1}, {"learning_rate": 1.0}]
+    steps = {"sgd": (40.0, 8.0), "trust_region": (9.0, 2.0), "saddle_free": (60.0, 12.0),
+             "hessian_free": (30.0, 8.0)}  # (lr 0.1, lr 1.0) escape step of every seed
+    groups = {o: {"escape_step": np.stack([np.full(n, a), np.full(n, b)])}
+              for o, (a, b) in steps.items()}
+    r = _results(groups, hparams={o: lrs for o in steps})
+    v = core.evaluate(claims.get("C23"), r)
+    got = {p.label.split(" (step")[0] + (" @0.1" if "lr 0.1" in p.label else " @1"):
+           (p.estimate, p.verdict) for p in v.parts}
+    assert got["trust region @0.1"] == (-38.0, "confirmed")
+    assert got["trust region @1"] == (-6.0, "confirmed")
+    assert got["saddle-free Newton @0.1"] == (-28.0, "confirmed")  # its own lr-1 row
+    assert got["saddle-free Newton @1"] == (4.0, "refuted")
+    assert got["Hessian-free Newton-CG @0.1"] == (-32.0, "confirmed")
+    assert got["Hessian-free Newton-CG @1"][0] == 0.0
+    assert v.verdict == "mixed"
