@@ -42,6 +42,11 @@ def test_contrast_constant_vs_warmup_cosine_vs_ema(quick_run):
     assert c["final_loss_ema"]["ci"][1] < 0.5 * c["final_loss"]["ci"][0]
     # ...and changes the decayed schedule little
     assert w["final_loss_ema"]["median"] < 2 * w["final_loss"]["median"]
+    # SWA (the equal average of the second half's iterates) is reported beside them
+    for v in ins.SCHEDULES:
+        m = res.metrics[v]
+        assert m["final_loss_swa"].shape == m["final_loss"].shape
+        assert np.all((m["test_accuracy_swa"] >= 0) & (m["test_accuracy_swa"] <= 1))
     for v in ins.SCHEDULES:
         assert s["nonfinite_seeds"][v] == np.nonzero(res.metrics[v]["nonfinite"][0])[0].tolist()
     for name in ("records.csv", "meta.json", "loss_curves.png"):
@@ -76,3 +81,6 @@ def test_registered_and_bad_config():
         ins.Config(warmup_steps=400, steps=400)
     with pytest.raises(ValueError, match="peak_learning_rate"):
         ins.Config(peak_learning_rate=-1.0)
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match="swa_start"):
+            ins.Config(swa_start=bad)

@@ -22,10 +22,12 @@ with minibatch SGD at the same PEAK learning rate under two schedules, in the sw
   neither fires on more than 3%).
 
 Both runs also keep an exponential moving average of the weights (Polyak averaging,
-:func:`jaxopt_lab.transforms.weight_ema`), so each schedule is
-reported with and without EMA: averaging the oscillating iterates of the constant
-schedule gives a far lower loss than its last iterate, while for the decayed schedule
-it changes little.
+:func:`jaxopt_lab.transforms.weight_ema`) and a stochastic weight average (the equal
+average of every iterate after ``swa_start * steps``, :func:`jaxopt_lab.transforms.swa`;
+Izmailov et al. 2018), so each schedule is reported for the last iterate, EMA and SWA:
+averaging the oscillating iterates of the constant schedule gives a far lower loss than
+its last iterate, while for the decayed schedule EMA changes little and SWA (which
+averages iterates taken at higher rates) is worse than the last iterate.
 
 Measures (medians over seeds): loss on the whole training set at the end (raw and EMA
 weights), test accuracy (raw and EMA), the oscillation measure (standard deviation of
@@ -36,6 +38,8 @@ References:
   Goyal et al., 2017. Accurate, large minibatch SGD: training ImageNet in 1 hour (warmup).
   Loshchilov & Hutter, 2017. SGDR: stochastic gradient descent with warm restarts (cosine).
   Polyak & Juditsky, 1992. Acceleration of stochastic approximation by averaging.
+  Izmailov, Podoprikhin, Garipov, Vetrov & Wilson, 2018. Averaging weights leads to wider
+  optima and better generalization.
   Cohen et al., 2021. Gradient descent on neural networks typically occurs at the edge
   of stability.
 """
@@ -54,7 +58,7 @@ import optax
 from jaxopt_lab import compare, data, health, models
 from jaxopt_lab._validation import check_int, check_positive
 from jaxopt_lab.experiments import _common
-from jaxopt_lab.transforms import WeightEMAState, find_state, weight_ema
+from jaxopt_lab.transforms import WeightEMAState, find_state, swa, swa_params, weight_ema
 
 SCHEDULES: tuple[str, ...] = ("constant", "warmup_cosine")
 
@@ -73,6 +77,8 @@ class Config:
       peak_learning_rate: the constant rate, and the peak of the warmup + cosine schedule.
       warmup_steps: linear warmup length.
       ema_decay: decay of the weight EMA.
+      swa_start: fraction of the steps after which stochastic weight averaging starts
+        (the equal-weight average of every later iterate; Izmailov et al. 2018).
       window: steps at the end over which the oscillation measure is taken.
       oscillation_relative_std: the monitor's oscillation threshold (std of the loss
         differences relative to the EMA loss).
@@ -89,6 +95,7 @@ class Config:
     peak_learning_rate: float = 1.2
     warmup_steps: int = 50
     ema_decay: float = 0.98
+    swa_start: float = 0.5
     window: int = 100
     oscillation_relative_std: float = 0.1
     oscillation_floor: float = 0.5
@@ -114,6 +121,9 @@ class Config:
             raise ValueError(f"window must be <= steps ({self.steps}), got {self.window}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if isinstance(self.swa_start, bool) or not isinstance(self.swa_start, int | float) \
+                or not 0.0 <= self.swa_start < 1.0:
+            raise ValueError(f"swa_start must be a fraction in [0, 1), got {self.swa_start!r}")
 
     @classmethod
     def quick(cls) -> Config:
@@ -132,7 +142,8 @@ def _train(c: Config, peaks: list[float], digits: dict) -> tuple[Any, compare.Tr
     model = models.mlp(64, c.hidden, 10, activation="tanh", init="xavier")
 
     def sgd_ema(lr):
-        return optax.chain(optax.sgd(lr), weight_ema(c.ema_decay))
+        return optax.chain(optax.sgd(lr), weight_ema(c.ema_decay),
+                           swa(start_step=int(c.swa_start * c.steps)))
 
     unit = optax.warmup_cosine_decay_schedule(0.0, 1.0, c.warmup_steps, c.steps, end_value=0.0)
 
@@ -142,11 +153,11 @@ def _train(c: Config, peaks: list[float], digits: dict) -> tuple[Any, compare.Tr
         return sgd_ema(lambda step: peak * jnp.where(warmup > 0, unit(step), 1.0))
 
     def evaluate_state(params, d, opt_state):
-        # the last iterate and the weight EMA (read from the final optimizer state)
+        # the last iterate, the weight EMA and the SWA average (from the final opt state)
         (x, y), (x_test, y_test) = d["train"], d["test"]
         ema = find_state(opt_state, WeightEMAState).ema
         out = {}
-        for suffix, p in (("", params), ("_ema", ema)):
+        for suffix, p in (("", params), ("_ema", ema), ("_swa", swa_params(opt_state))):
             out[f"train_loss{suffix}"] = model.loss(p, (x, y))
             out[f"test_accuracy{suffix}"] = jnp.mean(
                 jnp.argmax(model.apply(p, x_test), -1) == y_test)
@@ -188,15 +199,17 @@ def run(config: Config, out_dir: Any = None) -> compare.Results:
       :class:`jaxopt_lab.compare.Results` (``group_column="variant"``, variants = the
       schedules): per seed ``metrics[v]``: ``final_loss`` / ``final_loss_ema`` (loss on
       the whole training set of the last iterate / of the weight EMA), ``test_accuracy``
-      / ``test_accuracy_ema``, ``oscillation`` (std of the step-to-step change of the
-      minibatch loss over the last ``window`` steps), ``first_oscillation_step`` (-1:
-      never), ``oscillation_flagged``, ``oscillating_late_fraction`` (share of the last
-      ``window`` steps with the flag raised), ``nonfinite``; ``curves[v]["loss"]`` ``[1,
-      S, steps]``; ``summary``: ``{schedule: {final_loss, final_loss_ema, test_accuracy,
-      test_accuracy_ema, oscillation (medians + bootstrap CIs; a diverged seed counts as
-      +inf loss), sign_change_fraction, oscillation_flagged (rate + Wilson CI),
-      median_first_oscillation_step, oscillating_late (rate of seeds flagged over more
-      than half the last window, + CI), oscillating_late_fraction (median)},
+      / ``test_accuracy_ema``, ``final_loss_swa`` / ``test_accuracy_swa`` (the SWA
+      average of the iterates after ``swa_start * steps``), ``oscillation`` (std of the
+      step-to-step change of the minibatch loss over the last ``window`` steps),
+      ``first_oscillation_step`` (-1: never), ``oscillation_flagged``,
+      ``oscillating_late_fraction`` (share of the last ``window`` steps with the flag
+      raised), ``nonfinite``; ``curves[v]["loss"]`` ``[1, S, steps]``; ``summary``:
+      ``{schedule: {final_loss, final_loss_ema, final_loss_swa, test_accuracy,
+      test_accuracy_ema, test_accuracy_swa, oscillation (medians + bootstrap CIs; a
+      diverged seed counts as +inf loss), sign_change_fraction, oscillation_flagged (rate
+      + Wilson CI), median_first_oscillation_step, oscillating_late (rate of seeds flagged
+      over more than half the last window, + CI), oscillating_late_fraction (median)},
       "nonfinite_seeds": {schedule: [seeds]}}``.
     """
     if not isinstance(config, Config):
@@ -219,10 +232,11 @@ def run(config: Config, out_dir: Any = None) -> compare.Results:
         k = jax.random.fold_in(key, v)
         summary[name] = {
             **{q: _common.median_ci(m[q], jax.random.fold_in(k, i)) for i, q in enumerate(
-                ("final_loss", "final_loss_ema", "oscillation"))},
+                ("final_loss", "final_loss_ema", "oscillation", "final_loss_swa"))},
             # accuracies: larger is better, a diverged seed is never NaN here (argmax)
             "test_accuracy": _common.median_ci(m["test_accuracy"], k),
             "test_accuracy_ema": _common.median_ci(m["test_accuracy_ema"], k),
+            "test_accuracy_swa": _common.median_ci(m["test_accuracy_swa"], k),
             "sign_change_fraction": float(np.median(sign_changes[:, -c.window:])),
             "oscillation_flagged": _common.rate(m["oscillation_flagged"]),
             "median_first_oscillation_step": _common.median_fired(m["first_oscillation_step"]),
@@ -273,6 +287,8 @@ def _seed_metrics(res: compare.TrainResults, h: int, window: int) -> dict:
         "final_loss_ema": final["train_loss_ema"],
         "test_accuracy": final["test_accuracy"],
         "test_accuracy_ema": final["test_accuracy_ema"],
+        "final_loss_swa": final["train_loss_swa"],
+        "test_accuracy_swa": final["test_accuracy_swa"],
         "oscillation": oscillation,
         "first_oscillation_step": first,
         "oscillation_flagged": first >= 0,
