@@ -45,6 +45,7 @@ _EXPERIMENTS: tuple[str, ...] = (
     "narrow_minima",
     "spectra",
     "landscape_slices",
+    "recurrent_gradients",
 )
 
 
