@@ -101,6 +101,14 @@ def _name_list(text: str) -> list[str]:
     return values
 
 
+def _int_list(text: str) -> list[int]:
+    values = text.split(",")
+    if not text.strip() or any(not t.strip() for t in values):
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of integers, got {text!r}")
+    return [_int(t.strip()) for t in values]
+
+
 def _finite_float(text: str) -> float:
     try:
         value = float(text)
@@ -527,7 +535,7 @@ _DIAGNOSE_FLAGS = {
     "model": "--model", "data": "--data", "optimizers": "--optimizers",
     "optimizer": "--optimizers", "learning_rates": "--lr", "num_seeds": "--seeds",
     "steps": "--steps", "batch_size": "--batch-size", "train_examples": "--train-examples",
-    "seed": "--seed", "out_dir": "--out",
+    "seed": "--seed", "out_dir": "--out", "hidden": "--hidden", "activation": "--activation",
 }
 
 
@@ -576,6 +584,10 @@ def _diagnose_config(args: argparse.Namespace):
         over["optimizers"] = tuple(args.optimizers)
     if args.lr is not None:
         over["learning_rates"] = tuple(args.lr)
+    if args.hidden is not None:
+        over["hidden"] = tuple(args.hidden)
+    if args.activation is not None:
+        over["activation"] = args.activation
     make = diagnosis.Config.quick if args.quick else diagnosis.Config.full
     config = _flagged(lambda: make(**over), _DIAGNOSE_FLAGS)
     if config.data == "mnist1d":
@@ -589,7 +601,10 @@ def _diagnose_config(args: argparse.Namespace):
 def _sign_rows(diag) -> list[list[str]]:
     rows = []
     for s in diag.signs:
-        per = ", ".join(f"{k} {_fmt_num(d['value'])}" for k, d in s.detail.items()) or "-"
+        per = ", ".join(f"{k} {_fmt_value(d['value'])}" + (
+            f" (layer {_fmt_value(d['layer_ratio'])})"
+            if math.isfinite(d.get("layer_ratio", math.nan)) else "")
+            for k, d in s.detail.items()) or "-"
         rows.append([s.name, "YES" if s.fired else "no", _fmt_value(s.value),
                      f"{s.direction} {s.threshold:g}",
                      "-" if s.step is None else str(s.step), per])
@@ -878,6 +893,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=_int, default=None,
                    help="training steps (default 2000, --quick 300)")
     s.add_argument("--batch-size", type=_int, default=None, help="minibatch size (default 64)")
+    s.add_argument("--hidden", type=_int_list, default=None, metavar="W1,W2,...",
+                   help="MLP hidden widths / CNN channels (default 64,64 / 8,16)")
+    s.add_argument("--activation", default=None,
+                   help="hidden activation: relu, leaky_relu, gelu, tanh, sigmoid, linear "
+                   "(default relu; a deep sigmoid MLP shows vanishing gradients)")
     s.add_argument("--train-examples", type=_int, default=None,
                    help="train on the first N examples only (a small set shows the gap)")
     s.add_argument("--threshold", action="append", default=None, metavar="NAME=VALUE",

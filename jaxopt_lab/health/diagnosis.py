@@ -22,8 +22,8 @@ plateau       smallest relative change of the monitor's EMA loss over           
               over the steps where the EMA loss is still above ``plateau_above``
               (0.5) times the first loss (a converged run is not stuck); the
               monitor's own plateau detector replayed on the loss curve
-train/val     validation loss minus training loss at the end (both on whole sets,  > 0.1
-gap           final parameters)
+train/val     validation loss minus training loss at the end (final parameters,     > 0.1
+gap           up to ``val_examples`` examples of each split)
 vanishing     mean gradient norm of the last ``window`` (20) steps / that of the   < 1e-2
 gradient      first 20; also fires when the first/last layer gradient ratio (the
               monitor's ``grad_ratio``, mean of the last 20 steps) is < 1e-3
@@ -104,7 +104,8 @@ class Sign(NamedTuple):
         e.g. disagreement with one optimizer).
       threshold: what ``value`` is compared with.
       direction: ``"<"`` (fires below the threshold) or ``">"`` (fires above).
-      step: the step it fired (of the optimizer ``value`` comes from), or None.
+      step: the step it fired (of the optimizer ``value`` comes from), or None (not fired,
+        or an end-of-run sign).
       test: the test in words (window, statistic).
       detail: optimizer (or optimizer pair) -> dict of numbers: value, fired, seeds that
         fired with their Wilson interval, step, and the sign's own extras.
@@ -169,7 +170,7 @@ class DiagnosisThresholds:
       plateau_eps: plateau when the relative change over the window is below this.
       plateau_above: ...while the EMA loss is above this fraction of the first loss.
       ema_decay: decay of the EMA loss (the monitor's).
-      gap: train/val gap fires when val loss - train loss (end, whole sets) exceeds this.
+      gap: train/val gap fires when val loss - train loss (at the end) exceeds this.
       window: steps averaged for the initial and the final gradient norm.
       grad_norm_ratio: vanishing when the final / initial gradient norm is below this...
       layer_ratio: ...or the first / last layer gradient-norm ratio is below this.
@@ -391,10 +392,10 @@ def _pick(detail: dict, direction: str) -> tuple[float, int | None]:
 def _sign(name: str, detail: dict, threshold: float, direction: str, test: str,
           step_from_detail: bool = True) -> Sign:
     value, step = _pick(detail, direction)
-    return Sign(name=name, fired=any(d["fired"] for d in detail.values()), value=value,
-                threshold=float(threshold), direction=direction,
-                step=step if step_from_detail else None, test=test, detail=detail,
-                remedies=REMEDIES[name])
+    fired = any(d["fired"] for d in detail.values())
+    return Sign(name=name, fired=fired, value=value, threshold=float(threshold),
+                direction=direction, step=step if (fired and step_from_detail) else None,
+                test=test, detail=detail, remedies=REMEDIES[name])
 
 
 def plateau_sign(curves: Mapping[str, np.ndarray], th: DiagnosisThresholds) -> Sign:
@@ -430,14 +431,20 @@ def gap_sign(gaps: Mapping[str, tuple], th: DiagnosisThresholds) -> Sign:
         d["monitor_overfitting_seeds"] = d.pop("seeds_fired")
         d["monitor_overfitting_ci"] = d.pop("seeds_fired_ci")
         detail[name] = d
-    test = ("validation loss - training loss at the end (whole sets, final parameters); "
+    test = ("validation loss - training loss at the end (final parameters, up to "
+            "val_examples examples of each split); "
             "median over seeds; step: first step of the monitor's overfitting flag")
     return _sign("train_val_gap", detail, th.gap, ">", test)
 
 
 def vanishing_sign(curves: Mapping[str, tuple], th: DiagnosisThresholds) -> Sign:
     """Vanishing gradient: ``curves`` is optimizer -> ``(grad_norm [S, T],
-    grad_ratio [S, T] or None)``."""
+    grad_ratio [S, T] or None)``.
+
+    Two criteria: the norm ratio (final / initial gradient norm) and the layer ratio (first
+    / last layer gradient norm). The sign reports the norm ratio; when only the layer ratio
+    fired, it reports that one (``value``, ``threshold`` and ``step`` of the layer test).
+    """
     detail = {}
     w = th.window
     for name, (gnorm, ratio) in curves.items():
@@ -446,24 +453,41 @@ def vanishing_sign(curves: Mapping[str, tuple], th: DiagnosisThresholds) -> Sign
         g0 = np.mean(g[:, :w_eff], -1, keepdims=True)
         rel = _moving_mean(g, w_eff) / np.where(g0 > 0, g0, np.nan)
         per_seed = rel[:, -1]
-        mask = rel < th.grad_norm_ratio
+        value = _median(per_seed)
+        fired_norm = value < th.grad_norm_ratio
+        layer_first = np.full(g.shape[0], -1)
+        layer_value = math.nan
         if ratio is not None and np.isfinite(np.asarray(ratio)).any():
             lr = _moving_mean(np.asarray(ratio, np.float64), w_eff)
-            layer = lr[:, -1]
-            mask = mask | (lr < th.layer_ratio)
-            layer_value = _median(layer)
-        else:
-            layer_value = math.nan
-        value = _median(per_seed)
-        fired = value < th.grad_norm_ratio or layer_value < th.layer_ratio
-        detail[name] = _seed_detail(value, per_seed, _first_true(mask), fired, th.confidence,
-                                    layer_ratio=layer_value,
-                                    layer_threshold=th.layer_ratio,
-                                    initial_grad_norm=_median(g0[:, 0]),
-                                    final_grad_norm=_median(np.mean(g[:, -w_eff:], -1)))
+            layer_value = _median(lr[:, -1])
+            layer_first = _first_true(lr < th.layer_ratio)
+        fired_layer = layer_value < th.layer_ratio
+        d = _seed_detail(value, per_seed, _first_true(rel < th.grad_norm_ratio), fired_norm,
+                         th.confidence, initial_grad_norm=_median(g0[:, 0]),
+                         final_grad_norm=_median(np.mean(g[:, -w_eff:], -1)))
+        hit = layer_first >= 0
+        d.update(fired=bool(fired_norm or fired_layer), fired_norm=bool(fired_norm),
+                 fired_layer=bool(fired_layer), layer_ratio=float(layer_value),
+                 layer_threshold=th.layer_ratio, layer_seeds_fired=int(hit.sum()),
+                 layer_step=int(np.median(layer_first[hit])) if hit.any() else None)
+        detail[name] = d
     test = (f"mean gradient norm over the last {w} steps / over the first {w}; median over "
-            f"seeds (also fires when the first/last layer gradient ratio < {th.layer_ratio:g})")
-    return _sign("vanishing_gradient", detail, th.grad_norm_ratio, "<", test)
+            f"seeds (also fires when the first/last layer gradient ratio, mean of the last "
+            f"{w} steps, is < {th.layer_ratio:g}: then value, threshold and step are the "
+            "layer test's)")
+    if any(d["fired_norm"] for d in detail.values()) or not any(
+            d["fired_layer"] for d in detail.values()):
+        norm_only = {k: {**d, "fired": d["fired_norm"]} for k, d in detail.items()}
+        value, step = _pick(norm_only, "<")
+        threshold = th.grad_norm_ratio
+    else:
+        layer = {k: {**d, "value": d["layer_ratio"], "fired": d["fired_layer"],
+                     "step": d["layer_step"]} for k, d in detail.items()}
+        value, step = _pick(layer, "<")
+        threshold = th.layer_ratio
+    fired = any(d["fired"] for d in detail.values())
+    return Sign("vanishing_gradient", fired, value, float(threshold), "<",
+                step if fired else None, test, detail, REMEDIES["vanishing_gradient"])
 
 
 def seed_sign(final: Mapping[str, np.ndarray], th: DiagnosisThresholds) -> Sign:
@@ -609,10 +633,16 @@ class Config:
       num_seeds: seeds per optimizer (>= 2: the seed sign needs a spread).
       steps: training steps (>= 2).
       batch_size: minibatch size.
-      hidden: MLP hidden widths.
+      hidden: MLP hidden widths or the CNN's channels per conv block (None: (64, 64) for
+        the MLP, (8, 16) for the CNN).
+      activation: hidden activation (:data:`jaxopt_lab.models.ACTIVATIONS`); a deep
+        ``"sigmoid"`` MLP shows the vanishing-gradient sign.
       train_examples: use only the first N training examples (None: all); few examples
         make the train/val gap appear.
-      val_examples: validation examples (taken from the test split) scored at every step.
+      val_examples: validation examples (the first of the test split), scored at every
+        step (the monitor's overfitting flag) and at the end; the end-of-run training loss
+        is scored on the first ``val_examples`` training examples (bounded memory on
+        Fashion-MNIST).
       seed: master seed (seed i = ``fold_in(key(seed), i)``).
       thresholds: :class:`DiagnosisThresholds`.
       fast_compile: XLA optimization level 0 on CPU (short runs).
@@ -625,7 +655,8 @@ class Config:
     num_seeds: int = 32
     steps: int = 2000
     batch_size: int = 64
-    hidden: tuple = (64, 64)
+    hidden: tuple | None = None
+    activation: str = "relu"
     train_examples: int | None = None
     val_examples: int = 512
     seed: int = 0
@@ -666,10 +697,17 @@ class Config:
         check_int("seed", self.seed, minimum=0)
         if self.train_examples is not None:
             check_int("train_examples", self.train_examples)
+        if self.hidden is None:
+            object.__setattr__(self, "hidden", (8, 16) if self.model == "cnn" else (64, 64))
+        if isinstance(self.hidden, list):
+            object.__setattr__(self, "hidden", tuple(self.hidden))
         if not isinstance(self.hidden, tuple) or not self.hidden:
             raise ValueError(f"hidden must be a non-empty tuple of ints, got {self.hidden!r}")
         for h in self.hidden:
             check_int("hidden", h)
+        from jaxopt_lab.models import ACTIVATIONS
+
+        check_choice("activation", self.activation, ACTIVATIONS)
         _check_thresholds(self.thresholds)
 
     @classmethod
@@ -690,7 +728,8 @@ class Config:
 
 
 def _load(c: Config) -> tuple[dict, tuple]:
-    """``{"train": (x, y), "val": (x, y)}`` and the input shape for the model."""
+    """``{"train": (x, y), "train_eval": (x, y), "val": (x, y)}`` and the model's input
+    shape (``train_eval``: the first ``val_examples`` training examples)."""
     from jaxopt_lab import data
 
     image = c.model == "cnn"
@@ -704,22 +743,24 @@ def _load(c: Config) -> tuple[dict, tuple]:
     (x, y), (xt, yt) = d["train"], d["test"]
     n = len(x) if c.train_examples is None else min(c.train_examples, len(x))
     v = min(c.val_examples, len(xt))
-    return {"train": (x[:n], y[:n]), "val": (xt[:v], yt[:v])}, tuple(np.shape(x)[1:])
+    k = min(c.val_examples, n)
+    return ({"train": (x[:n], y[:n]), "train_eval": (x[:k], y[:k]), "val": (xt[:v], yt[:v])},
+            tuple(np.shape(x)[1:]))
 
 
 def _model(c: Config, in_shape: tuple):
     from jaxopt_lab import models
 
     if c.model == "cnn":
-        return models.cnn(in_shape, 10)
-    return models.mlp(int(np.prod(in_shape)), c.hidden, 10)
+        return models.cnn(in_shape, 10, channels=c.hidden, activation=c.activation)
+    return models.mlp(int(np.prod(in_shape)), c.hidden, 10, activation=c.activation)
 
 
 def run(config: Config, out_dir: Any = None) -> tuple[Any, Diagnosis]:
     """Train ``config.optimizers`` x ``config.num_seeds`` and diagnose the result.
 
     Training is one :func:`jaxopt_lab.compare.train` call (health monitor every step,
-    validation loss every step for the monitor's overfitting flag, whole-set train and
+    validation loss every step for the monitor's overfitting flag, train and
     validation loss / accuracy at the end through ``evaluate``).
 
     Args:
@@ -742,13 +783,24 @@ def run(config: Config, out_dir: Any = None) -> tuple[Any, Diagnosis]:
     dataset, in_shape = _load(c)
     model = _model(c, in_shape)
     ce = models.loss_fn("cross_entropy")
+    tie = c.model == "cnn"
+
+    def inputs(params, x):
+        # Work-around (as in experiments/spectra.py): JAX's batching rule of a convolution
+        # whose kernel is batched on an outer vmap axis of the sweep core but whose input is
+        # not raises NotImplementedError; adding 0 x a parameter batches the input too
+        # (value unchanged).
+        return x + 0.0 * jax.tree.leaves(params)[0].ravel()[0] if tie else x
+
+    def loss(params, batch):
+        return model.loss(params, (inputs(params, batch[0]), batch[1]))
 
     def scores(params, xy):
-        logits = model.apply(params, xy[0])
+        logits = model.apply(params, inputs(params, xy[0]))
         return ce(logits, xy[1]), jnp.mean(jnp.argmax(logits, -1) == xy[1])
 
     def evaluate(params, d):
-        tl, ta = scores(params, d["train"])
+        tl, ta = scores(params, d["train_eval"])
         vl, va = scores(params, d["val"])
         return {"train_loss": tl, "val_loss": vl, "train_accuracy": ta, "val_accuracy": va}
 
@@ -756,7 +808,7 @@ def run(config: Config, out_dir: Any = None) -> tuple[Any, Diagnosis]:
     opts = {n: (registry.OPTIMIZERS[n].build, {"learning_rate": [lr]})
             for n, lr in c.lr().items()}
     tr = compare.train(
-        model.init, model.loss, opts, num_seeds=c.num_seeds, steps=c.steps,
+        model.init, loss, opts, num_seeds=c.num_seeds, steps=c.steps,
         key=jax.random.key(c.seed),
         batch_fn=lambda d, key, step: data.sample_batch(key, d["train"], batch),
         data=dataset, evaluate=evaluate, val_fn=lambda p, d: scores(p, d["val"])[0],

@@ -36,10 +36,19 @@ def _band(ax, y, color, label):
                             color=color, alpha=0.2, lw=0)
 
 
+def _log_if_wide(ax, arrays) -> None:
+    """Log y-scale when the positive finite values span more than a factor of 10."""
+    v = np.concatenate([np.ravel(np.asarray(a, float)) for a in arrays])
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size and v.max() > 10 * v.min():
+        ax.set_yscale("log")
+
+
 def diagnosis_figure(results: Any, diagnosis: Any = None, *, path: Any = None) -> Figure:
     """Three panels: training loss (median and IQR over seeds per optimizer; vertical lines
-    at the median step each sign fired), gradient norm (log scale; dashed: the initial norm
-    times the vanishing threshold), and the final loss of each seed per optimizer (strip).
+    at the median step each sign fired, for the optimizers it fired for), gradient norm
+    (log scale; dashed: the initial norm times the vanishing threshold), and the final loss
+    of each seed per optimizer (strip).
 
     Args:
       results: a :class:`compare.Results` in the layout of ``diagnosis.from_train``.
@@ -69,7 +78,10 @@ def diagnosis_figure(results: Any, diagnosis: Any = None, *, path: Any = None) -
     for sign_name, (ls, label) in _MARKS.items():
         sign = diagnosis.sign(sign_name)
         for n in names:
-            step = sign.detail.get(n, {}).get("step")
+            d = sign.detail.get(n, {})
+            step = d.get("step") if d.get("fired") else None
+            if sign_name == "vanishing_gradient" and d.get("fired") and not d.get("fired_norm"):
+                step = d.get("layer_step")  # only the layer-ratio test fired
             if step is not None:
                 ax1.axvline(step, color=cols[n], ls=ls, lw=1.2,
                             label=f"{label} ({n}, step {step})")
@@ -78,7 +90,7 @@ def diagnosis_figure(results: Any, diagnosis: Any = None, *, path: Any = None) -
         g0 = diagnosis.sign("vanishing_gradient").detail.get(n, {}).get("initial_grad_norm")
         if g0 is not None and np.isfinite(g0):
             ax2.axhline(g0 * th.grad_norm_ratio, color=cols[n], ls="--", lw=1)
-    ax1.set_yscale("log")
+    _log_if_wide(ax1, [np.asarray(results.curves[n]["loss"]) for n in names])
     ax1.set_xlabel("step")
     ax1.set_ylabel("training loss (minibatch)")
     ax1.set_title("loss: median, IQR over seeds; lines: signs fired")
@@ -104,7 +116,7 @@ def diagnosis_figure(results: Any, diagnosis: Any = None, *, path: Any = None) -
         ax3.annotate(f"IQR/med {rel:.2g}", (i, 1.0), xycoords=("data", "axes fraction"),
                      ha="center", va="bottom", fontsize=8)
     ax3.set_xticks(range(len(names)), names)
-    ax3.set_yscale("log")
+    _log_if_wide(ax3, [np.asarray(results.metrics[n]["final_loss"]) for n in names])
     ax3.set_ylabel("final training loss (per seed)")
     dis = diagnosis.sign("optimizer_disagreement")
     ax3.set_title(f"final loss per seed; optimizers ratio {dis.value:.3g} "
