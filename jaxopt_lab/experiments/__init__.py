@@ -39,6 +39,7 @@ _EXPERIMENTS: tuple[str, ...] = (
     "dead_units",
     "instability",
     "gan_mixtures",
+    "gan_images",
     "dirac_gan",
     "continual",
     "edge_of_stability",

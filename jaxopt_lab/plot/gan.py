@@ -94,3 +94,52 @@ def dirac_trajectories(theta: Any, psi: Any, labels: list[str]) -> Figure:
 
 
 __all__ += ["dirac_trajectories"]
+
+
+def _tile(images: np.ndarray, cols: int) -> np.ndarray:
+    """``[k, H, W, C]`` images in ``[-1, 1]`` -> one ``[rows*H, cols*W]`` mosaic in
+    ``[0, 1]`` (channels averaged; blank cells 1-pixel separated)."""
+    x = np.clip((np.asarray(images, np.float64) + 1.0) / 2.0, 0.0, 1.0).mean(axis=-1)
+    k, h, w = x.shape
+    rows = -(-k // cols)
+    out = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1))
+    for i in range(k):
+        r, q = divmod(i, cols)
+        out[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = x[i]
+    return out
+
+
+def image_grid(results: Any, samples: dict, *, seed: int = 0, max_images: int = 64,
+               metric: str | None = None) -> Figure:
+    """Generated images of seed ``seed``: rows = optimizers, columns = hyperparameter rows
+    (remedy, learning rate); each panel a mosaic of up to ``max_images`` images
+    (``samples[name]``: ``[n_hparams, S, k, H, W, C]`` in ``[-1, 1]``), titled with
+    ``metric`` (default: the first ``inception_score*`` metric) of that seed."""
+    names = [n for n in results.optimizers if n in samples]
+    cols = max(len(results.hparams[n]) for n in names)
+    fig = Figure(figsize=(2.6 * cols, 2.8 * len(names)), layout="constrained")
+    axes = fig.subplots(len(names), cols, squeeze=False)
+    for i, n in enumerate(names):
+        m = results.metrics[n]
+        key = metric or next((k for k in sorted(m) if k.startswith("inception_score")), None)
+        for j in range(cols):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(results.hparams[n]):
+                ax.set_axis_off()
+                continue
+            x = np.asarray(samples[n][j, seed])[:max_images]
+            side = max(1, int(np.ceil(np.sqrt(x.shape[0]))))
+            ax.imshow(_tile(x, side), cmap="gray", vmin=0.0, vmax=1.0,
+                      interpolation="nearest")
+            label = ", ".join(f"{v:g}" if isinstance(v, float) else str(v)
+                              for v in results.hparams[n][j].values())
+            title = f"{n}\n{label}"
+            if key is not None and key in m:
+                title += f"\n{key} {float(m[key][j, seed]):.2f}"
+            ax.set_title(title, fontsize=7)
+    return fig
+
+
+__all__ += ["image_grid"]
