@@ -1,8 +1,14 @@
 """Curvature spectra along training: Hessian, Gauss-Newton and empirical Fisher of an MLP
-on digits at checkpoints, and the index (fraction of negative Hessian eigenvalues)
-against the loss (Dauphin et al. 2014, claim C26).
+or a CNN on digits or Fashion-MNIST at checkpoints, and the index (fraction of negative
+Hessian eigenvalues) against the loss (Dauphin et al. 2014, claim C26).
 
-A tanh MLP (64 -> hidden -> 10, cross-entropy) is trained by minibatch SGD from
+The network (``model``): a tanh MLP (inputs -> hidden -> 10) or a small tanh CNN
+(conv 3x3 -> 2x2 max-pool per entry of ``channels``, then a dense readout;
+:func:`jaxopt_lab.models.cnn`), cross-entropy. The data (``dataset``): scikit-learn's
+8x8 digits (64 inputs) or the first ``num_train`` Fashion-MNIST training images
+average-pooled 2x2 to 14x14 (196 inputs), so that the network stays small enough for the
+dense float64 ``eigh`` oracle (at most :data:`MAX_DENSE_PARAMS` parameters). It is
+trained by minibatch SGD from
 ``num_seeds`` seeds in ONE program of the sweep core (a :class:`~jaxopt_lab.compare.Trial`
 run by :func:`jaxopt_lab.compare.sweep`: the parameters at every checkpoint step are
 kept in the scan's carry, so no second training loop exists). At each checkpoint, on the
@@ -44,11 +50,17 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from jaxopt_lab import compare, curvature, data, models
-from jaxopt_lab._validation import check_int
+from jaxopt_lab._validation import check_choice, check_int
 from jaxopt_lab.compare import steps as steps_mod
 from jaxopt_lab.experiments import _common, _network
 
 OPERATORS: tuple[str, ...] = ("hessian", "ggn", "fisher")
+MODELS: tuple[str, ...] = ("mlp", "cnn")
+DATASETS: tuple[str, ...] = ("digits", "fashion_mnist")
+# input image side per dataset (digits 8x8; Fashion-MNIST 28x28 average-pooled to 14x14)
+IMAGE_SIDE = {"digits": 8, "fashion_mnist": 14}
+# the dense float64 eigh of every checkpoint needs a small network
+MAX_DENSE_PARAMS = 6000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +70,11 @@ class Config:
     Attributes:
       num_seeds: training runs (one program).
       seed: base seed.
+      model: "mlp" (tanh MLP, one hidden layer) or "cnn" (tanh CNN, ``channels``).
+      dataset: "digits" (8x8) or "fashion_mnist" (14x14 after 2x2 average pooling).
       hidden: hidden width of the tanh MLP (the dense eigh needs a small network).
+      channels: conv channels of the CNN (one 3x3 conv + 2x2 max-pool per entry).
+      num_train: Fashion-MNIST training images used (digits: all 1438).
       steps: SGD steps.
       batch_size: SGD minibatch.
       learning_rate: SGD step size (finite, > 0).
@@ -73,7 +89,11 @@ class Config:
 
     num_seeds: int = 2
     seed: int = 0
+    model: str = "mlp"
+    dataset: str = "digits"
     hidden: int = 12
+    channels: tuple[int, ...] = (4, 8)
+    num_train: int = 10000
     steps: int = 300
     batch_size: int = 64
     learning_rate: float = 0.2
@@ -87,10 +107,27 @@ class Config:
     fast_compile: bool = True
 
     def __post_init__(self):
+        check_choice("model", self.model, MODELS)
+        check_choice("dataset", self.dataset, DATASETS)
         for name in ("num_seeds", "hidden", "steps", "batch_size", "curvature_examples", "k",
-                     "trace_probes", "slq_probes", "slq_iters"):
+                     "trace_probes", "slq_probes", "slq_iters", "num_train"):
             check_int(name, getattr(self, name))
         check_int("seed", self.seed, minimum=0)
+        if not isinstance(self.channels, tuple) or not 1 <= len(self.channels) <= 2:
+            raise ValueError(f"channels must be a tuple of 1 or 2 conv widths, got "
+                             f"{self.channels!r}")
+        for ch in self.channels:
+            check_int("channels", ch)
+        if self.dataset == "fashion_mnist" and self.curvature_examples > self.num_train:
+            raise ValueError(f"curvature_examples={self.curvature_examples} exceeds "
+                             f"num_train={self.num_train}")
+        n = num_params(self)
+        if n > MAX_DENSE_PARAMS:
+            field = "hidden" if self.model == "mlp" else "channels"
+            raise ValueError(
+                f"{field}: the {self.model} on {self.dataset} has {n} parameters, more than "
+                f"the {MAX_DENSE_PARAMS} the dense eigh oracle allows; use a smaller "
+                f"{field}")
         _network.check_learning_rates("learning_rate", self.learning_rate)
         if not isinstance(self.checkpoints, tuple) or not self.checkpoints:
             raise ValueError(f"checkpoints must be a non-empty tuple of steps, got "
@@ -116,9 +153,27 @@ class Config:
                    k=10, trace_probes=100, slq_probes=10, slq_iters=80, fast_compile=False)
 
 
+def num_params(c: Config) -> int:
+    """Parameter count of the configured network (without building it)."""
+    side = IMAGE_SIDE[c.dataset]
+    if c.model == "mlp":
+        return side * side * c.hidden + c.hidden + 10 * c.hidden + 10
+    n, cin = 0, 1
+    for ch in c.channels:
+        n += 9 * cin * ch + ch
+        cin, side = ch, side // 2
+    return n + side * side * cin * 10 + 10
+
+
 def model_and_loss(c: Config):
-    """``(model, output_fn, loss_fn, loss(params, x, y))`` of the tanh MLP."""
-    model = models.mlp(64, (c.hidden,), 10, activation="tanh", init="xavier")
+    """``(model, output_fn, loss_fn, loss(params, x, y))`` of the tanh MLP or CNN (both take
+    flat inputs ``[..., side * side]``; the CNN reshapes them to ``[..., side, side, 1]``)."""
+    side = IMAGE_SIDE[c.dataset]
+    if c.model == "mlp":
+        model = models.mlp(side * side, (c.hidden,), 10, activation="tanh", init="xavier")
+    else:
+        model = models.cnn((side, side, 1), 10, channels=c.channels, activation="tanh",
+                           init="xavier")
     ce = models.loss_fn("cross_entropy")
 
     def loss(params, x, y):
@@ -144,6 +199,8 @@ def trial(c: Config, inputs: dict) -> compare.Trial:
         def step(carry, t):
             params, state, store, bad = carry
             x, y = data.sample_batch(jax.random.fold_in(k_data, t), inputs["train"], bs)
+            if c.model == "cnn":
+                x = _tie_to(x, params)
             fn = lambda p: loss(p, x, y)  # noqa: E731
             value, grads = jax.value_and_grad(fn)(params)
             fns = steps_mod.loss_fns(lambda p, b: loss(p, *b), (x, y))
@@ -159,8 +216,34 @@ def trial(c: Config, inputs: dict) -> compare.Trial:
         (params, state, store, bad), losses = jax.lax.scan(step, carry, jnp.arange(c.steps))
         return {"checkpoints": store, "loss": losses, "nonfinite": bad}
 
-    return compare.Trial(run, inputs=inputs, static=("spectra", c.hidden, c.steps, bs,
+    return compare.Trial(run, inputs=inputs, static=("spectra", c.model, c.dataset, c.hidden,
+                                                     tuple(c.channels), c.steps, bs,
                                                      tuple(c.checkpoints)))
+
+
+def _tie_to(x, params):
+    """``x`` made to carry every batch axis of ``params`` (adds ``0 * a parameter``).
+
+    Work-around: inside the sweep core's sharded program, JAX 0.10's batching rule of
+    ``conv_general_dilated`` raises ``NotImplementedError`` when the kernel is batched on
+    an outer vmap axis (the hyperparameter axis, once SGD has updated it) and the input is
+    not, while the inner (seed) axis already turned the convolution into a grouped one
+    with an output sharding. Tying the input to the parameters keeps both operands batched
+    on every axis; the value is unchanged (a non-finite parameter makes the loss
+    non-finite anyway).
+    """
+    return x + 0.0 * jax.tree.leaves(params)[0].ravel()[0]
+
+
+def load_data(c: Config) -> dict:
+    """``{"train": (x [n, side * side], y [n])}`` of the configured dataset (flat float32)."""
+    if c.dataset == "digits":
+        d = data.load_digits()
+        return {"train": (jnp.asarray(d["train"][0]), jnp.asarray(d["train"][1]))}
+    d = data.load_fashion_mnist(layout="image", num_train=c.num_train, num_test=1)
+    x = np.asarray(d["train"][0]).reshape(-1, 14, 2, 14, 2).mean(axis=(2, 4))
+    return {"train": (jnp.asarray(x.reshape(-1, 196), jnp.float32),
+                      jnp.asarray(d["train"][1]))}
 
 
 def measure(c: Config, params: Any, x: Any, y: Any, key: Any, fns: tuple | None = None
@@ -232,8 +315,7 @@ def run(config: Config, out_dir: Any = None) -> compare.Results:
         raise TypeError(f"config must be a spectra.Config, got {type(config).__name__}")
     c = config
     t_start = time.perf_counter()
-    d = data.load_digits()
-    inputs = {"train": (jnp.asarray(d["train"][0]), jnp.asarray(d["train"][1]))}
+    inputs = load_data(c)
     key = jax.random.key(c.seed)
     options = {"xla_backend_optimization_level": 0} if (
         c.fast_compile and jax.default_backend() == "cpu") else None
@@ -289,6 +371,7 @@ def run(config: Config, out_dir: Any = None) -> compare.Results:
     mh = metrics["hessian"]
     ok = np.isfinite(mh["index_dense"]) & np.isfinite(mh["loss"])
     summary: dict[str, Any] = {
+        "model": c.model, "dataset": c.dataset, "num_params": num_params(c),
         "checkpoints": list(c.checkpoints),
         "index_loss_spearman": _spearman(mh["loss"][ok], mh["index_dense"][ok]),
         "index_slq_vs_dense_max_abs": float(np.nanmax(np.abs(mh["index_slq"] -
