@@ -479,8 +479,9 @@ CLAIMS: tuple[Claim, ...] = (
                "-2.3228, global -0.4710"),
     Claim("C18", "Five signs you are stuck: early loss plateau, low training but high "
           "validation loss, tiny gradient norms, seed sensitivity, SGD vs Adam disagree.",
-          S1, untested="a diagnostic checklist, not an effect; the health monitor implements "
-          "the detectors but no experiment tests whether they predict being stuck"),
+          S1, untested="a diagnostic checklist, not an effect: `jaxopt-lab diagnose` "
+          "(health.diagnose) measures all five signs on any run, but no experiment tests "
+          "whether they predict being stuck"),
     Claim("C19", "Adam or RMSProp, a larger or cyclical learning rate, noise, batch "
           "normalization, better initialization and restarting with a new seed help escape "
           "bad local minima.", S1, "narrow_minima",

@@ -1,5 +1,5 @@
 """Helpers shared by the network-landscape experiments (edge_of_stability, narrow_minima,
-spectra, landscape_slices, diagnose): full-batch losses, a flat Hessian-vector product,
+spectra, landscape_slices): full-batch losses, a flat Hessian-vector product,
 warm-started power iteration that runs under ``vmap`` inside a training scan, a dense
 float64 Hessian for small networks, and checks of user input that name the argument.
 

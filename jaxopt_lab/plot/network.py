@@ -1,7 +1,7 @@
 """Figures of the network-landscape experiments, drawn from saved results
 (:class:`jaxopt_lab.compare.Results`, e.g. ``compare.load(run_dir)``): edge of stability,
-narrow minima, spectra along training, landscape slices and the "is my network stuck?"
-diagnosis.
+narrow minima, spectra along training and landscape slices (the "is my network stuck?"
+diagnosis has its own figure: :mod:`jaxopt_lab.plot.diagnose`).
 
 Every function takes a ``Results`` (what the experiment returned or what was read back
 from its run directory), returns a :class:`~matplotlib.figure.Figure` and saves it when
