@@ -83,12 +83,15 @@ def test_in_program_scores_equal_numpy_scipy_oracles():
 
 def test_pair_verdict_and_ranking_rules():
     rng = np.random.default_rng(0)
-    v = exp.pair_verdict([5.0, 5.1, 5.2, 4.9], [3.0, 3.2, 3.1, 2.9], True, rng)
-    assert v["verdict"] == "agrees" and v["ci"][0] > 0
-    v = exp.pair_verdict([0.3, 0.35, 0.32], [0.01, 0.02, 0.015], False, rng)  # KL: lower wins
+    v = exp.pair_verdict([5.0, 5.1, 5.2, 4.9, 5.0], [3.0, 3.2, 3.1, 2.9, 3.0], True, rng)
+    assert v["verdict"] == "agrees" and v["ci"][0] > 0 and v["n"] == 5
+    v = exp.pair_verdict([0.3, 0.35, 0.32, 0.3, 0.31], [0.01, 0.02, 0.015, 0.01, 0.0], False,
+                         rng)  # KL: lower wins
     assert v["verdict"] == "contradicts" and v["ci"][1] < 0
-    v = exp.pair_verdict([1.0, 2.0, 3.0], [2.0, 1.0, 3.0], True, rng)
+    v = exp.pair_verdict([1.0, 2.0, 3.0, 1.0, 2.0], [2.0, 1.0, 3.0, 2.0, 1.0], True, rng)
     assert v["verdict"] == "unresolved"
+    v = exp.pair_verdict([5.0, 5.1, 5.2, 4.9], [3.0, 3.2, 3.1, 2.9], True, rng)
+    assert v["verdict"] == "unresolved" and v["ci"][0] > 0  # too few seeds for a verdict
     v = exp.pair_verdict([np.nan, 1.0], [1.0, np.nan], True, rng)
     assert v["n"] == 0 and v["verdict"] == "unresolved"
 

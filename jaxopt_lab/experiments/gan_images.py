@@ -254,10 +254,15 @@ def _mean_ci(x, rng, n_boot=2000):
     return float(x.mean()), [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
+#: Fewest paired finite seeds for a pair verdict (a bootstrap over fewer is not an interval).
+MIN_VERDICT_SEEDS = 5
+
+
 def pair_verdict(better, worse, higher_is_better: bool, rng, n_boot: int = 2000) -> dict:
     """Paired bootstrap (over seeds, both finite) of ``better - worse``: ``"agrees"`` when
     the 95% interval of the mean difference lies on the published side of 0,
-    ``"contradicts"`` on the other side, ``"unresolved"`` when it covers 0."""
+    ``"contradicts"`` on the other side, ``"unresolved"`` when it covers 0 or fewer than
+    :data:`MIN_VERDICT_SEEDS` seeds are paired (the interval is still reported)."""
     a, b = np.asarray(better, np.float64), np.asarray(worse, np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
     d = (a - b)[ok] if higher_is_better else (b - a)[ok]
@@ -266,6 +271,8 @@ def pair_verdict(better, worse, higher_is_better: bool, rng, n_boot: int = 2000)
     means = d[rng.integers(0, d.size, (n_boot, d.size))].mean(axis=1)
     lo, hi = float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
     verdict = "agrees" if lo > 0 else ("contradicts" if hi < 0 else "unresolved")
+    if d.size < MIN_VERDICT_SEEDS:
+        verdict = "unresolved"
     return {"diff": float(d.mean()), "ci": [lo, hi], "verdict": verdict, "n": int(d.size)}
 
 
@@ -412,5 +419,6 @@ def _real_scores(model, params, x_train, sizes, ref, key) -> dict:
     return {k: float(v) for k, v in scores.items()}
 
 
-__all__ = ["DATASETS", "OPTIMIZERS", "PUBLISHED", "PUBLISHED_ORDER", "Config", "build", "load",
-           "pair_verdict", "ranking_verdicts", "run", "schedule", "summarize"]
+__all__ = ["DATASETS", "MIN_VERDICT_SEEDS", "OPTIMIZERS", "PUBLISHED", "PUBLISHED_ORDER",
+           "SEED_LOOP", "Config", "build", "load", "pair_verdict", "ranking_verdicts", "run",
+           "schedule", "summarize"]
