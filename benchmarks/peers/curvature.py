@@ -8,12 +8,13 @@ the first setting that reaches the target), the returned eigenpairs are checked 
 way: the TRUE relative residual ``||H v - lambda v|| / |lambda|`` of every returned pair
 (``v`` normalized), with the lab's exact float32 HVP on the same batch. Reported per
 run: HVPs spent (counted by wrapping each library's HVP call), wall time (JAX: first
-call = compile + run, and a second, warm run; torch: one run after a warm-up), the
+call = compile + run, and a second, warm run; torch: one run, no warm-up), the
 eigenvalues and the largest relative residual of the ``k`` pairs.
 
 * top-1 and top-5 (largest algebraic): lab ``eigsh(which="LA", tol)``, PyHessian
   ``hessian.eigenvalues(top_n, tol)`` (deflated power iteration), hessian-eigenthings
-  ``lanczos(which="LA", max_iter)`` and ``deflated_power_iteration(tol)``, matfree
+  ``lanczos(which="LA", max_iter)`` (and, in ``--quick`` only, top-1 by its
+  ``deflated_power_iteration(tol)``, whose HVP rebuilds the graph every call), matfree
   ``eig.eigh_partial(decomp.tridiag_sym(m))`` (the lab's HVP as its matvec);
 * bottom-1 (smallest algebraic): lab ``which="SA"``, hessian-eigenthings
   ``lanczos(which="SA")``, matfree's bottom Ritz pair; PyHessian offers none;
