@@ -402,7 +402,13 @@ def tables(result: Results, metric: str = "acc") -> str:
                     if not hs:
                         vals.append("-")
                         continue
-                    stats_ = [mean_ci(result.metrics[m][metric][h]) for h in hs]
+                    bad = result.metrics[m].get("nonfinite")
+                    stats_ = [mean_ci(np.where(np.asarray(bad[h], bool), np.nan,
+                                               result.metrics[m][metric][h])
+                                      if bad is not None else result.metrics[m][metric][h])
+                              for h in hs]  # seeds that went non-finite are left out
+                    stats_ = [v if np.isfinite(v[0]) else (-np.inf if not lower_better
+                                                           else np.inf,) * 3 for v in stats_]
                     pick = (min if lower_better else max)(range(len(hs)),
                                                           key=lambda i: stats_[i][0])
                     hp = result.hparams[m][hs[pick]]
