@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +40,73 @@ def breakdown_tol(dtype) -> float:
     return 100.0 * float(jnp.finfo(dtype).eps)
 
 
+#: Rows of the Krylov basis read per block by :func:`orthogonalize_against`.
+ORTHO_BLOCK = 8
+
+
+def orthogonalize_against(w: jax.Array, basis: jax.Array, count: Any, *,
+                          passes: int = 2) -> jax.Array:
+    """Gram-Schmidt of ``w`` against the first ``count`` rows of ``basis`` (traceable).
+
+    The filled rows are read in blocks of :data:`ORTHO_BLOCK` (a loop over
+    ``ceil(count / block)`` blocks, classical Gram-Schmidt inside a block, blocks in turn),
+    so a step costs ``O(count x n)``, not ``O(rows x n)``: a large, mostly empty Krylov
+    buffer no longer makes every step as dear as a full one. ``passes = 2``: "twice is
+    enough" (Giraud, Langou & Rozloznik 2005).
+    """
+    rows = basis.shape[0]
+    b = min(ORTHO_BLOCK, rows)
+    count = jnp.asarray(count, jnp.int32)
+    offsets = jnp.arange(b)
+
+    def block(i, w):
+        start = jnp.minimum(i * b, rows - b)  # the last block may overlap the one before
+        blk = jax.lax.dynamic_slice_in_dim(basis, start, b, axis=0)
+        ids = start + offsets
+        keep = (ids >= i * b) & (ids < count)
+        return w - jnp.where(keep, blk @ w, 0.0) @ blk
+
+    for _ in range(passes):
+        w = jax.lax.fori_loop(0, (count + b - 1) // b, block, w)
+    return w
+
+
+def combine_rows(coeffs: jax.Array, basis: jax.Array, count: Any) -> jax.Array:
+    """``sum_{i < count} coeffs[i] * basis[i]`` (traceable), reading only the first
+    ``count`` rows, in blocks of :data:`ORTHO_BLOCK` (``count = 0``: zeros, free)."""
+    rows = basis.shape[0]
+    b = min(ORTHO_BLOCK, rows)
+    count = jnp.asarray(count, jnp.int32)
+    offsets = jnp.arange(b)
+
+    def block(i, acc):
+        start = jnp.minimum(i * b, rows - b)
+        blk = jax.lax.dynamic_slice_in_dim(basis, start, b, axis=0)
+        c = jax.lax.dynamic_slice_in_dim(coeffs, start, b, axis=0)
+        ids = start + offsets
+        return acc + jnp.where((ids >= i * b) & (ids < count), c, 0.0) @ blk
+
+    return jax.lax.fori_loop(0, (count + b - 1) // b, block,
+                             jnp.zeros(basis.shape[1:], basis.dtype))
+
+
+def restart_direction(pool: jax.Array, j: Any) -> jax.Array:
+    """A random restart direction for step ``j`` after a Lanczos breakdown: the random
+    vector ``pool`` (drawn once per run) rotated by a step-dependent shift (cheap, and a
+    different direction at every step)."""
+    return jnp.roll(pool, 7919 * (jnp.asarray(j, jnp.int32) + 1))
+
+
+def fresh_start(q: jax.Array, basis: jax.Array, count: Any, fresh: Any) -> jax.Array:
+    """``q`` itself, or, when ``fresh`` (a restart direction), ``q`` orthogonalized
+    against the first ``count`` basis rows and normalized (zero when the Krylov space is
+    exhausted). ``count = 0`` when not fresh costs nothing (an empty block loop)."""
+    z = orthogonalize_against(q, basis, count)
+    nz = jnp.linalg.norm(z)
+    tol = breakdown_tol(q.dtype)
+    return jnp.where(fresh, jnp.where(nz > tol, z / jnp.where(nz > 0, nz, 1.0), 0.0), q)
+
+
 def lanczos_with_beta(
     matvec: Callable[[jax.Array], jax.Array],
     v0: jax.Array,
@@ -62,43 +129,29 @@ def lanczos_with_beta(
     v0 = v0.astype(dtype)
     key = jax.random.key(0) if key is None else as_key("key", key)
     tol = breakdown_tol(dtype)
-    idx = jnp.arange(m)
 
-    def orthogonalize(w, basis, mask):
-        # Two passes of classical Gram-Schmidt against the filled rows ("twice is enough").
-        for _ in range(2):
-            coeffs = (basis @ w) * mask
-            w = w - coeffs @ basis
-        return w
-
-    def restart_vector(j, basis, mask):
-        # Random direction orthogonal to the current basis; zero if the space is exhausted.
-        r = jax.random.normal(jax.random.fold_in(key, j), (n,), dtype)
-        r = orthogonalize(r, basis, mask)
-        nr = jnp.linalg.norm(r)
-        return jnp.where(nr > tol, r / jnp.where(nr > 0, nr, 1.0), jnp.zeros_like(r))
-
+    # Breakdown restarts: a random direction from this pool, orthogonalized against the
+    # basis at the start of the next step (fresh_start); no lax.cond holding the basis.
+    pool = jax.random.normal(key, (n,), dtype)
     q0 = v0 / jnp.linalg.norm(v0)
 
     def body(j, carry):
-        basis, alphas, betas, q, q_prev, beta_prev, anorm = carry
+        basis, alphas, betas, q, q_prev, beta_prev, anorm, fresh = carry
+        q = fresh_start(q, basis, jnp.where(fresh, j, 0), fresh)
         basis = basis.at[j].set(q)
-        mask = (idx <= j).astype(dtype)
         w = matvec(q)
         alpha = jnp.vdot(q, w)
         w = w - alpha * q - beta_prev * q_prev
         if reorthogonalize:
-            w = orthogonalize(w, basis, mask)
+            w = orthogonalize_against(w, basis, j + 1)
         beta = jnp.linalg.norm(w)
         anorm = jnp.maximum(anorm, jnp.abs(alpha) + beta + beta_prev)
         broke = beta <= tol * anorm
-        q_next = jax.lax.cond(
-            broke,
-            lambda: restart_vector(j, basis, mask),
-            lambda: w / jnp.where(beta > 0, beta, 1.0),
-        )
+        q_next = jnp.where(broke, restart_direction(pool, j),
+                           w / jnp.where(beta > 0, beta, 1.0))
         beta = jnp.where(broke, jnp.zeros_like(beta), beta)
-        return basis, alphas.at[j].set(alpha), betas.at[j].set(beta), q_next, q, beta, anorm
+        return (basis, alphas.at[j].set(alpha), betas.at[j].set(beta), q_next, q, beta,
+                anorm, broke)
 
     init = (
         jnp.zeros((m, n), dtype),
@@ -108,6 +161,7 @@ def lanczos_with_beta(
         jnp.zeros_like(q0),
         jnp.zeros((), dtype),
         jnp.zeros((), dtype),
+        jnp.bool_(False),
     )
     basis, alphas, betas, *_ = jax.lax.fori_loop(0, m, body, init)
     return LanczosResult(alphas, betas[: m - 1], basis), betas[m - 1]

@@ -33,7 +33,15 @@ from jaxopt_lab._validation import (
 )
 from jaxopt_lab.curvature import linear_operator as lo
 from jaxopt_lab.curvature._cache import cached_jit
-from jaxopt_lab.curvature.lanczos import breakdown_tol, tridiagonal_eigh_jit, use_x64
+from jaxopt_lab.curvature.lanczos import (
+    breakdown_tol,
+    combine_rows,
+    fresh_start,
+    orthogonalize_against,
+    restart_direction,
+    tridiagonal_eigh_jit,
+    use_x64,
+)
 
 __all__ = [
     "EigshResult",
@@ -198,15 +206,10 @@ def _engine(matvec, v0, key, k, which, limit, tol, adaptive, *, m_buf, slots):
     adaptive = jnp.asarray(adaptive, bool)
     k_total = jnp.where(which == 2, 2 * k, k)
 
-    def orthogonalize(w, basis, count):
-        # Classical Gram-Schmidt against the filled rows (masked), twice.
-        mask = jnp.arange(rows) < count
-        for _ in range(2):
-            w = w - jnp.where(mask, basis @ w, 0.0) @ basis
-        return w
+    orthogonalize = orthogonalize_against  # the filled rows only, blockwise, twice
 
-    def ritz_vector(basis, coeffs):
-        y = coeffs @ basis
+    def ritz_vector(basis, coeffs, count):
+        y = combine_rows(coeffs, basis, count)
         return y / jnp.maximum(jnp.linalg.norm(y), jnp.finfo(dtype).tiny)
 
     def check(alphas, betas, j, anorm):
@@ -222,29 +225,31 @@ def _engine(matvec, v0, key, k, which, limit, tol, adaptive, *, m_buf, slots):
     def next_check(j):
         return jnp.minimum(j + jnp.maximum(_CHECK_EVERY, j // 4), limit)
 
+    restart_pool = jax.random.normal(key, (n,), dtype)
+
     def body(st):
         lanczos = st["phase"] == 0
         j = st["j"]
         coeffs = jnp.pad(st["s_mat"][:, st["s"]], (0, rows - m_buf))
-        u = jax.lax.cond(lanczos, lambda: st["q"], lambda: ritz_vector(st["basis"], coeffs))
+        q = fresh_start(st["q"], st["basis"], jnp.where(lanczos & st["fresh"], j, 0),
+                        st["fresh"])
+        # (no lax.cond: the Ritz vector's block loop runs zero times in the Lanczos phase)
+        u = jnp.where(lanczos, q, ritz_vector(st["basis"], coeffs, jnp.where(lanczos, 0, j)))
         w = matvec(u)
         # --- Lanczos step (its results are kept only in the Lanczos phase)
         jj = jnp.minimum(j, rows - 1)
         basis = st["basis"].at[jj].set(jnp.where(lanczos, u, st["basis"][jj]))
         alpha = jnp.vdot(u, w)
         r = w - alpha * u - st["beta_prev"] * st["q_prev"]
-        r = jax.lax.cond(lanczos, lambda: orthogonalize(r, basis, j + 1), lambda: r)
+        r = orthogonalize(r, basis, jnp.where(lanczos, j + 1, 0))
         beta = jnp.linalg.norm(r)
         anorm = jnp.maximum(st["anorm"], jnp.abs(alpha) + beta + st["beta_prev"])
         broke = lanczos & (beta <= brk * anorm)
-        # breakdown: restart from a random vector orthogonal to the basis
-        def restart():
-            z = jax.random.normal(jax.random.fold_in(key, j), (n,), dtype)
-            z = orthogonalize(z, basis, j + 1)
-            nz = jnp.linalg.norm(z)
-            return jnp.where(nz > brk, z / jnp.where(nz > 0, nz, 1.0), 0.0)
-
-        q_next = jax.lax.cond(broke, restart, lambda: r / jnp.where(beta > 0, beta, 1.0))
+        # breakdown: restart from a random direction, orthogonalized against the basis by
+        # the next Lanczos step (fresh_start). No lax.cond here: a conditional holding the
+        # basis made every step several times dearer on CPU.
+        q_next = jnp.where(broke, restart_direction(restart_pool, j),
+                           r / jnp.where(beta > 0, beta, 1.0))
         beta = jnp.where(broke, jnp.zeros_like(beta), beta)
         j1 = jnp.where(lanczos, j + 1, j)
         pick = lambda new, old: jnp.where(lanczos, new, old)
@@ -270,6 +275,7 @@ def _engine(matvec, v0, key, k, which, limit, tol, adaptive, *, m_buf, slots):
         return {
             "basis": basis, "alphas": alphas, "betas": betas,
             "q": pick(q_next, st["q"]), "q_prev": pick(u, st["q_prev"]),
+            "fresh": pick(broke, st["fresh"]),
             "beta_prev": pick(beta, st["beta_prev"]), "anorm": pick(anorm, st["anorm"]),
             "j": j1, "phase": phase, "s": jnp.where(go, 0, s1), "next_check": nxt,
             "s_mat": s_mat, "vals": vals, "active": active, "norm": norm,
@@ -282,7 +288,8 @@ def _engine(matvec, v0, key, k, which, limit, tol, adaptive, *, m_buf, slots):
     init = {
         "basis": jnp.zeros((rows, n), dtype), "alphas": jnp.zeros((m_buf,), dtype),
         "betas": jnp.zeros((m_buf,), dtype), "q": v0 / jnp.linalg.norm(v0),
-        "q_prev": jnp.zeros((n,), dtype), "beta_prev": zero, "anorm": zero,
+        "q_prev": jnp.zeros((n,), dtype), "fresh": jnp.bool_(False), "beta_prev": zero,
+        "anorm": zero,
         "j": jnp.int32(0), "phase": jnp.int32(0), "s": jnp.int32(0), "next_check": first,
         "s_mat": jnp.zeros((m_buf, slots), dtype), "vals": jnp.zeros((slots,), dtype),
         "active": jnp.zeros((slots,), bool), "norm": zero,
@@ -404,9 +411,10 @@ def eigsh(
     Krylov buffer (rows from the ladder 64, 96, 128, 192, 256, 384, ... covering the
     limit; ``dim`` when ``dim <= 64``) and the output slots (8, 16, ... covering ``K``)
     stay the same. Memory: the buffer holds ``rows x dim`` floats (``rows = 128`` for the
-    default ``max_iters = 120``: 154 MB for 300k float32 parameters); each step's
-    reorthogonalization reads the whole buffer (O(rows x dim)), so a large ``max_iters``
-    makes early steps dearer too.
+    default ``max_iters = 120``: 154 MB for 300k float32 parameters); step ``j``'s
+    reorthogonalization reads only the ``j`` filled rows, in blocks of 32
+    (:func:`~jaxopt_lab.curvature.lanczos.orthogonalize_against`), so a large
+    ``max_iters`` costs memory, not time per step.
 
     Single-vector Lanczos sees one copy of an exactly repeated eigenvalue until the
     Krylov space is exhausted (a breakdown restart then finds the other copies). Symmetry
