@@ -401,3 +401,23 @@ def test_c23_compares_each_second_order_method_with_gd_at_both_rates():
     assert got["Hessian-free Newton-CG @0.1"] == (-32.0, "confirmed")
     assert got["Hessian-free Newton-CG @1"][0] == 0.0
     assert v.verdict == "mixed"
+
+
+def test_c26_reads_the_first_and_last_checkpoints():
+    """C26: index and loss at the last checkpoint minus the first (paired seeds), and the
+    share of seeds with negative curvature at the first."""
+    from jaxopt_lab.claims import core
+
+    n = 8
+    steps = [{"step": 0}, {"step": 50}, {"step": 300}]
+    index = np.stack([np.full(n, 0.4), np.full(n, 0.5), np.full(n, 0.1)])
+    loss = np.stack([np.full(n, 2.3), np.full(n, 1.0), np.full(n, 0.2)])
+    r = _results({"hessian": {"index_dense": index, "loss": loss}},
+                 hparams={"hessian": steps})
+    v = core.evaluate(claims.get("C26"), r)
+    est = [(round(p.estimate, 6), p.verdict) for p in v.parts]
+    assert est == [(-0.3, "confirmed"), (-2.1, "confirmed"), (1.0, "confirmed")]
+    assert v.verdict == "confirmed"
+    one = _results({"hessian": {"index_dense": index[:1], "loss": loss[:1]}},
+                   hparams={"hessian": steps[:1]})
+    assert core.evaluate(claims.get("C26"), one).verdict == "untested"  # one checkpoint

@@ -13,7 +13,7 @@ core (no training loop of its own).
   ``Results``.
 """
 
-from jaxopt_lab.gan import dirac, losses, metrics, remedies
+from jaxopt_lab.gan import classifier, dirac, losses, metrics, remedies
 from jaxopt_lab.gan.remedies import REMEDIES, apply_remedy, check_remedy
 from jaxopt_lab.gan.step import (
     GANNets,
@@ -38,6 +38,7 @@ __all__ = [
     "check_learning_rates",
     "check_nets",
     "check_remedy",
+    "classifier",
     "dirac",
     "gan_step",
     "init_state",
