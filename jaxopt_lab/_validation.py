@@ -116,6 +116,18 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> Any:
     return value
 
 
+def check_positive_tuple(name: str, values: Any, *, item: str) -> tuple:
+    """Raise ValueError unless ``values`` is a non-empty tuple of finite real numbers > 0
+    (``name`` names the tuple, ``item`` one entry, e.g. ``"learning_rate"``)."""
+    if not isinstance(values, tuple) or not values:
+        raise ValueError(f"{name} must be a non-empty tuple, got {values!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) \
+                or v <= 0:
+            raise ValueError(f"{item} must be finite and > 0, got {v!r}")
+    return values
+
+
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """Raise ValueError unless ``value`` is one of ``choices`` (listed in the message)."""
     choices = tuple(choices)

@@ -122,3 +122,13 @@ def test_hvp_and_hessian_reject_bad_input_naming_the_argument():
     np.testing.assert_allclose(hvp(f, x, x, 2.0)["a"], 4.0 * np.ones(3))
     np.testing.assert_allclose(jax.jit(lambda p: hvp(f, p, p, 2.0))(x)["a"], 4.0 * np.ones(3))
     np.testing.assert_allclose(hessian(f, x, 2.0), 4.0 * np.eye(3))
+
+
+def test_check_positive_tuple_names_the_tuple_and_the_item():
+    from jaxopt_lab._validation import check_positive_tuple
+
+    assert check_positive_tuple("rates", (1, 0.5), item="rate") == (1, 0.5)
+    for bad, word in (((), "rates"), ([0.1], "rates"), ((0.1, float("inf")), "rate"),
+                      ((0.0,), "rate"), ((True,), "rate"), (("0.1",), "rate")):
+        with pytest.raises(ValueError, match=word):
+            check_positive_tuple("rates", bad, item="rate")

@@ -48,7 +48,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import math
 import time
 from typing import Any
 
@@ -57,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import data, gan
-from jaxopt_lab._validation import check_choice, check_int
+from jaxopt_lab._validation import check_choice, check_int, check_positive_tuple
 from jaxopt_lab.experiments.gan_mixtures import optimizer_entry
 from jaxopt_lab.gan import classifier
 from jaxopt_lab.models import gan_nets
@@ -147,13 +146,7 @@ class Config:
             check_choice("optimizers", o, OPTIMIZERS)
         if len(set(self.optimizers)) != len(self.optimizers):
             raise ValueError(f"optimizers must not repeat, got {self.optimizers!r}")
-        if not isinstance(self.learning_rates, tuple) or not self.learning_rates:
-            raise ValueError(f"learning_rates must be a non-empty tuple, got "
-                             f"{self.learning_rates!r}")
-        for lr in self.learning_rates:
-            if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(
-                    lr) or lr <= 0:
-                raise ValueError(f"learning_rate must be finite and > 0, got {lr!r}")
+        check_positive_tuple("learning_rates", self.learning_rates, item="learning_rate")
         for name in ("num_seeds", "epochs", "eval_every_epochs", "batch_size", "latent_dim",
                      "classifier_steps", "classifier_batch"):
             check_int(name, getattr(self, name))

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import time
 from typing import Any
 
@@ -54,7 +53,7 @@ import numpy as np
 import optax
 
 from jaxopt_lab import data, gan
-from jaxopt_lab._validation import check_choice, check_int
+from jaxopt_lab._validation import check_choice, check_int, check_positive_tuple
 from jaxopt_lab.health.detectors import persistent_onset
 from jaxopt_lab.models import gan_nets
 
@@ -138,13 +137,7 @@ class Config:
             raise ValueError(f"remedies must be a non-empty tuple, got {self.remedies!r}")
         for r in self.remedies:
             gan.check_remedy(r)
-        if not isinstance(self.learning_rates, tuple) or not self.learning_rates:
-            raise ValueError(f"learning_rates must be a non-empty tuple, got "
-                             f"{self.learning_rates!r}")
-        for lr in self.learning_rates:
-            if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(
-                    lr) or lr <= 0:
-                raise ValueError(f"learning_rate must be finite and > 0, got {lr!r}")
+        check_positive_tuple("learning_rates", self.learning_rates, item="learning_rate")
         for name in ("num_seeds", "steps", "eval_every", "num_eval"):
             check_int(name, getattr(self, name))
         if self.steps % self.eval_every:

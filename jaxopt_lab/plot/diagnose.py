@@ -14,26 +14,12 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxopt_lab.plot.style import check_path, colors, save_figure
+from jaxopt_lab.plot.style import check_path, colors, median_band, save_figure
 
 __all__ = ["diagnosis_figure"]
 
 _MARKS = {"plateau": ("--", "plateau"), "train_val_gap": (":", "overfitting (monitor)"),
           "vanishing_gradient": ("-.", "vanishing")}
-
-
-def _band(ax, y, color, label):
-    y = np.asarray(y, float)
-    x = np.arange(y.shape[-1])
-    with np.errstate(all="ignore"):
-        ok = np.all(np.isfinite(y), axis=-1)
-        if not ok.any():
-            return
-        y = y[ok]
-        ax.plot(x, np.median(y, 0), color=color, lw=1.6, label=label)
-        if len(y) > 1:
-            ax.fill_between(x, np.quantile(y, 0.25, 0), np.quantile(y, 0.75, 0),
-                            color=color, alpha=0.2, lw=0)
 
 
 def _log_if_wide(ax, arrays) -> None:
@@ -73,8 +59,9 @@ def diagnosis_figure(results: Any, diagnosis: Any = None, *, path: Any = None) -
     fig = Figure(figsize=(14, 4), layout="constrained")
     ax1, ax2, ax3 = fig.subplots(1, 3)
     for n in names:
-        _band(ax1, np.asarray(results.curves[n]["loss"])[0], cols[n], n)
-        _band(ax2, np.asarray(results.curves[n]["grad_norm"])[0], cols[n], n)
+        for ax, k in ((ax1, "loss"), (ax2, "grad_norm")):
+            y = np.asarray(results.curves[n][k])[0]
+            median_band(ax, np.arange(y.shape[-1]), y, cols[n], n)
     for sign_name, (ls, label) in _MARKS.items():
         sign = diagnosis.sign(sign_name)
         for n in names:

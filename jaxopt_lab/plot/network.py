@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxopt_lab.plot.style import check_path, colors, save_figure
+from jaxopt_lab.plot.style import check_path, colors, median_band, save_figure
 
 __all__ = ["edge_of_stability", "landscape_slices", "narrow_minima", "spectra"]
 
@@ -26,20 +26,6 @@ def _check_results(results: Any, name: str) -> None:
     if not isinstance(results, Results):
         raise TypeError(f"results must be a compare.Results (the {name} experiment's), got "
                         f"{type(results).__name__}")
-
-
-def _median_band(ax, x, y, color, label):
-    """Median over seeds (rows of ``y``) with the 25-75% band; seeds with NaN skipped."""
-    y = np.asarray(y, float)
-    with np.errstate(all="ignore"):
-        ok = np.all(np.isfinite(y), axis=-1)
-        if not ok.any():
-            return
-        y = y[ok]
-        ax.plot(x, np.median(y, 0), color=color, lw=1.6, label=label)
-        if len(y) > 1:
-            ax.fill_between(x, np.quantile(y, 0.25, 0), np.quantile(y, 0.75, 0), color=color,
-                            alpha=0.2, lw=0)
 
 
 def edge_of_stability(results: Any, *, path: Any = None) -> Figure:
@@ -59,7 +45,7 @@ def edge_of_stability(results: Any, *, path: Any = None) -> Figure:
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     for h, (lr, c) in enumerate(zip(lrs, colors(len(lrs)), strict=True)):
-        _median_band(ax1, steps, sharp[h], c, f"lr={lr:g}")
+        median_band(ax1, steps, sharp[h], c, f"lr={lr:g}")
         ax1.axhline(2.0 / lr, color=c, ls="--", lw=1)
         for s in range(loss.shape[1]):
             ax2.plot(np.arange(1, loss.shape[2] + 1), loss[h, s], color=c, lw=0.6, alpha=0.5,
@@ -176,8 +162,8 @@ def landscape_slices(results: Any, *, path: Any = None) -> Figure:
     fig = Figure(figsize=(13, 3.8), layout="constrained")
     ax1, ax2, ax3 = fig.subplots(1, 3)
     c1, c2 = colors(2)
-    _median_band(ax1, alphas, np.asarray(cur["interp_init_final"])[0], c1, "init -> final")
-    _median_band(ax1, alphas, np.asarray(cur["interp_between"])[0], c2,
+    median_band(ax1, alphas, np.asarray(cur["interp_init_final"])[0], c1, "init -> final")
+    median_band(ax1, alphas, np.asarray(cur["interp_between"])[0], c2,
                  "final(s) -> final(s+1)")
     ax1.set_xlabel("alpha")
     ax1.set_ylabel("loss")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["KIND_STYLE", "check_path", "colors", "cp_fields", "save_figure"]
+__all__ = ["KIND_STYLE", "check_path", "colors", "cp_fields", "median_band", "save_figure"]
 
 # Marker style for each critical-point kind (shared by every figure that marks critical points).
 KIND_STYLE: dict[str, dict[str, Any]] = {
@@ -76,6 +76,21 @@ def check_path(path: Any) -> str | None:
         raise ValueError(f"path={path!r}: parent folder {parent!r} does not exist "
                          "(create it first; figures never create folders)")
     return path
+
+
+def median_band(ax, x: Any, y: Any, color: Any, label: str) -> None:
+    """Median over seeds (rows of ``y``, ``[S, T]``) against ``x`` with the 25-75% band;
+    seeds with a NaN/Inf anywhere are skipped (nothing is drawn when none is finite)."""
+    y = np.asarray(y, float)
+    with np.errstate(all="ignore"):
+        ok = np.all(np.isfinite(y), axis=-1)
+        if not ok.any():
+            return
+        y = y[ok]
+        ax.plot(x, np.median(y, 0), color=color, lw=1.6, label=label)
+        if len(y) > 1:
+            ax.fill_between(x, np.quantile(y, 0.25, 0), np.quantile(y, 0.75, 0), color=color,
+                            alpha=0.2, lw=0)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike | None, *, dpi: int = 120) -> Figure:
