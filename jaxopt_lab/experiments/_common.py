@@ -33,6 +33,19 @@ def median_ci(x: Any, key: Any) -> dict[str, Any]:
     return {"median": stats.median_inf(x), "ci": [lo, hi]}
 
 
+def mean_ci(x: Any, rng: np.random.Generator, *, n_boot: int = 2000,
+            confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, lo, hi)``: the mean of the finite values of ``x`` and its percentile-bootstrap
+    interval (``n_boot`` resamples drawn from ``rng``); NaNs when none is finite."""
+    x = np.asarray(x, np.float64).reshape(-1)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(axis=1)
+    a = (1.0 - confidence) / 2.0
+    return float(x.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
 def rate(flags: Any) -> dict[str, Any]:
     """``{"rate", "ci"}``: share of seeds where ``flags`` is true, with its 95% Wilson interval."""
     f = np.asarray(flags, bool).reshape(-1)

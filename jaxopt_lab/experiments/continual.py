@@ -51,6 +51,7 @@ import numpy as np
 from jaxopt_lab import continual, data
 from jaxopt_lab._validation import check_choice, check_int, check_positive
 from jaxopt_lab.compare import Results, stats, store
+from jaxopt_lab.experiments import _common
 
 DATASETS: tuple[str, ...] = ("digits", "fashion_mnist", "mnist1d")
 PROTOCOLS: tuple[str, ...] = ("split", "permuted")
@@ -345,15 +346,10 @@ AGEM_2019: dict[str, float] = {"naive": 48.0, "ewc": 68.4, "gem": 90.3, "agem": 
 
 
 def mean_ci(x, *, seed: int = 0, n_boot: int = 10_000, confidence: float = 0.95) -> tuple:
-    """Mean and percentile-bootstrap interval of the mean of the finite values of ``x``."""
-    x = np.asarray(x, np.float64).reshape(-1)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(1)
-    a = (1.0 - confidence) / 2.0
-    return float(x.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+    """Mean and percentile-bootstrap interval of the mean of the finite values of ``x``
+    (:func:`jaxopt_lab.experiments._common.mean_ci` with ``default_rng(seed)``)."""
+    return _common.mean_ci(x, np.random.default_rng(seed), n_boot=n_boot,
+                           confidence=confidence)
 
 
 def _cell_rows(result: Results, method: str, **where) -> list[int]:

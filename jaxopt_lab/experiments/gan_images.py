@@ -57,6 +57,7 @@ import numpy as np
 
 from jaxopt_lab import data, gan
 from jaxopt_lab._validation import check_choice, check_int, check_positive_tuple
+from jaxopt_lab.experiments import _common
 from jaxopt_lab.experiments.gan_mixtures import optimizer_entry
 from jaxopt_lab.gan import classifier
 from jaxopt_lab.models import gan_nets
@@ -238,13 +239,9 @@ def _evaluate(model, sizes, samples, state, inputs):
     return classifier.image_scores(model, inputs["clf"], samples, sizes, inputs["ref"])
 
 
-def _mean_ci(x, rng, n_boot=2000):
-    x = np.asarray(x, np.float64).reshape(-1)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan"), [float("nan"), float("nan")]
-    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(axis=1)
-    return float(x.mean()), [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+def _mean_ci(x, rng):
+    mean, lo, hi = _common.mean_ci(x, rng, n_boot=2000)
+    return mean, [lo, hi]
 
 
 #: Fewest paired finite seeds for a pair verdict (a bootstrap over fewer is not an interval).

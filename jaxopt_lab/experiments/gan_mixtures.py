@@ -54,6 +54,7 @@ import optax
 
 from jaxopt_lab import data, gan
 from jaxopt_lab._validation import check_choice, check_int, check_positive_tuple
+from jaxopt_lab.experiments import _common
 from jaxopt_lab.health.detectors import persistent_onset
 from jaxopt_lab.models import gan_nets
 
@@ -216,13 +217,9 @@ def _evaluate(std, samples, state, inputs):
     return m
 
 
-def _mean_ci(x, rng, n_boot=1000):
-    x = np.asarray(x, np.float64).reshape(-1)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan"), [float("nan"), float("nan")]
-    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(axis=1)
-    return float(x.mean()), [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+def _mean_ci(x, rng):
+    mean, lo, hi = _common.mean_ci(x, rng, n_boot=1000)
+    return mean, [lo, hi]
 
 
 def summarize(results, seed: int = 0) -> list[dict]:
