@@ -75,13 +75,6 @@ PUBLISHED: dict[str, dict[str, float]] = {
 #: Published ranking, best first (the same for IS and label KL).
 PUBLISHED_ORDER: tuple[str, ...] = ("rmsprop", "momentum0.5", "adam", "sgd")
 METRICS: tuple[str, ...] = ("inception_score", "label_kl", "fid")
-#: Seeds per vectorised micro-batch of the core. It must be 1: vmapping seeds turns the
-#: conv nets' kernel gradients into grouped convolutions, and vmapping those again over the
-#: traced learning-rate grid, with the input batched in the kernel only (the first pass of
-#: ``lax.scan``'s batching rule, before the carry is batched), has no batching rule in JAX
-#: 0.10 under the core's sharded lowering (``NotImplementedError`` in
-#: ``_conv_general_dilated_batch_rule``). With one seed per micro-batch the groups stay 1.
-SEED_LOOP = 1
 _HIGHER_IS_BETTER = {"inception_score": True, "label_kl": False, "fid": False}
 
 
@@ -117,6 +110,9 @@ class Config:
       fast_compile: XLA optimization level 0 on CPU for the GAN programs (off by default:
         the convolutions then run many times slower; the classifier never uses it).
       chunk_size: seeds per compiled call (results do not depend on it).
+      seed_batch: seeds vectorised together inside a chunk (None: all of the chunk's;
+        smaller bounds memory: the convolutions' patches of a 28x28 batch of 256 take
+        about 0.6 GB per seed; results do not depend on it).
     """
 
     dataset: str = "fashion_mnist"
@@ -138,6 +134,7 @@ class Config:
     figures: bool = True
     fast_compile: bool = False
     chunk_size: int | None = None
+    seed_batch: int | None = None
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, DATASETS)
@@ -167,6 +164,8 @@ class Config:
             raise ValueError(f"adam_b1 must be in [0, 1), got {self.adam_b1!r}")
         if self.chunk_size is not None:
             check_int("chunk_size", self.chunk_size)
+        if self.seed_batch is not None:
+            check_int("seed_batch", self.seed_batch)
 
     @classmethod
     def quick(cls) -> Config:
@@ -366,9 +365,8 @@ def run(config: Config, out_dir: Any = None):
         inputs={"x": jnp.asarray(xtr), "clf": fit.params, "ref": ref},
         num_eval=max(sizes), num_keep=c.num_keep,
         static=("gan_images", c.dataset, image_shape, sizes, c.feature_dim))
-    # batch_size=1: seeds run one after another inside a chunk (lax.map); see SEED_LOOP.
     sw = gan.sweep(trial, optimizers, num_seeds=c.num_seeds, key=key,
-                   chunk_size=c.chunk_size, batch_size=SEED_LOOP,
+                   chunk_size=c.chunk_size, batch_size=c.seed_batch,
                    compiler_options=_compiler_options(c.fast_compile))
     results, samples = gan.results_from_sweeps({"none": sw})
     steps_axis = eval_every * np.arange(1, steps // eval_every + 1)
@@ -410,5 +408,5 @@ def _real_scores(model, params, x_train, sizes, ref, key) -> dict:
 
 
 __all__ = ["DATASETS", "MIN_VERDICT_SEEDS", "OPTIMIZERS", "PUBLISHED", "PUBLISHED_ORDER",
-           "SEED_LOOP", "Config", "build", "load", "pair_verdict", "ranking_verdicts", "run",
+           "Config", "build", "load", "pair_verdict", "ranking_verdicts", "run",
            "schedule", "summarize"]

@@ -199,8 +199,6 @@ def trial(c: Config, inputs: dict) -> compare.Trial:
         def step(carry, t):
             params, state, store, bad = carry
             x, y = data.sample_batch(jax.random.fold_in(k_data, t), inputs["train"], bs)
-            if c.model == "cnn":
-                x = _tie_to(x, params)
             fn = lambda p: loss(p, x, y)  # noqa: E731
             value, grads = jax.value_and_grad(fn)(params)
             fns = steps_mod.loss_fns(lambda p, b: loss(p, *b), (x, y))
@@ -219,20 +217,6 @@ def trial(c: Config, inputs: dict) -> compare.Trial:
     return compare.Trial(run, inputs=inputs, static=("spectra", c.model, c.dataset, c.hidden,
                                                      tuple(c.channels), c.steps, bs,
                                                      tuple(c.checkpoints)))
-
-
-def _tie_to(x, params):
-    """``x`` made to carry every batch axis of ``params`` (adds ``0 * a parameter``).
-
-    Work-around: inside the sweep core's sharded program, JAX 0.10's batching rule of
-    ``conv_general_dilated`` raises ``NotImplementedError`` when the kernel is batched on
-    an outer vmap axis (the hyperparameter axis, once SGD has updated it) and the input is
-    not, while the inner (seed) axis already turned the convolution into a grouped one
-    with an output sharding. Tying the input to the parameters keeps both operands batched
-    on every axis; the value is unchanged (a non-finite parameter makes the loss
-    non-finite anyway).
-    """
-    return x + 0.0 * jax.tree.leaves(params)[0].ravel()[0]
 
 
 def load_data(c: Config) -> dict:

@@ -792,20 +792,11 @@ def run(config: Config, out_dir: Any = None) -> tuple[Any, Diagnosis]:
     dataset, in_shape = _load(c)
     model = _model(c, in_shape)
     ce = models.loss_fn("cross_entropy")
-    tie = c.model == "cnn"
-
-    def inputs(params, x):
-        # Work-around (as in experiments/spectra.py): JAX's batching rule of a convolution
-        # whose kernel is batched on an outer vmap axis of the sweep core but whose input is
-        # not raises NotImplementedError; adding 0 x a parameter batches the input too
-        # (value unchanged).
-        return x + 0.0 * jax.tree.leaves(params)[0].ravel()[0] if tie else x
-
     def loss(params, batch):
-        return model.loss(params, (inputs(params, batch[0]), batch[1]))
+        return model.loss(params, batch)
 
     def scores(params, xy):
-        logits = model.apply(params, inputs(params, xy[0]))
+        logits = model.apply(params, xy[0])
         return ce(logits, xy[1]), jnp.mean(jnp.argmax(logits, -1) == xy[1])
 
     def evaluate(params, d):

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxopt_lab._validation import check_choice, check_int, check_positive
+from jaxopt_lab.models.conv import patch_conv, transpose_padding
 from jaxopt_lab.models.core import ACTIVATIONS, Model, kernel_initializer, make_model
 
 _LEAKY = 0.2  # LeakyReLU slope of the DCGAN-style networks (Radford et al. 2016)
@@ -208,6 +209,21 @@ def mlp_discriminator(in_dim: int, hidden: Sequence[int] = (128, 128), *,
     return make_model(build, loss="mse", name="mlp_discriminator")
 
 
+def _conv(c_in, c_out, *, strides=1, transpose=False, use_bias=True, kernel_init, rngs):
+    """A 5x5 ``SAME`` convolution (``transpose``: the transposed convolution of
+    ``nnx.ConvTranspose``, i.e. the input dilated by ``strides``) through
+    :func:`~jaxopt_lab.models.conv.patch_conv` (vmappable over seeds and learning rates);
+    parameters ``kernel [5, 5, c_in, c_out]`` and ``bias``."""
+    if transpose:
+        pad = [transpose_padding(5, strides)] * 2
+        return nnx.Conv(c_in, c_out, (5, 5), strides=(1, 1), input_dilation=(strides, strides),
+                        padding=pad, use_bias=use_bias, kernel_init=kernel_init,
+                        conv_general_dilated=patch_conv, rngs=rngs)
+    return nnx.Conv(c_in, c_out, (5, 5), strides=(strides, strides), padding="SAME",
+                    use_bias=use_bias, kernel_init=kernel_init,
+                    conv_general_dilated=patch_conv, rngs=rngs)
+
+
 class _ConvGenerator(nnx.Module):
     def __init__(self, latent_dim, image_shape, *, rngs):
         h, w, c = image_shape
@@ -217,14 +233,13 @@ class _ConvGenerator(nnx.Module):
                                 kernel_init=init, rngs=rngs)
         self.norm0 = nnx.BatchNorm(self.h4 * self.w4 * 128, use_running_average=False,
                                    rngs=rngs)
-        self.conv1 = nnx.ConvTranspose(128, 64, (5, 5), strides=(1, 1), padding="SAME",
-                                       use_bias=False, kernel_init=init, rngs=rngs)
+        self.conv1 = _conv(128, 64, strides=1, transpose=True, use_bias=False,
+                           kernel_init=init, rngs=rngs)
         self.norm1 = nnx.BatchNorm(64, use_running_average=False, rngs=rngs)
-        self.conv2 = nnx.ConvTranspose(64, 32, (5, 5), strides=(2, 2), padding="SAME",
-                                       use_bias=False, kernel_init=init, rngs=rngs)
+        self.conv2 = _conv(64, 32, strides=2, transpose=True, use_bias=False,
+                           kernel_init=init, rngs=rngs)
         self.norm2 = nnx.BatchNorm(32, use_running_average=False, rngs=rngs)
-        self.conv3 = nnx.ConvTranspose(32, c, (5, 5), strides=(2, 2), padding="SAME",
-                                       kernel_init=init, rngs=rngs)
+        self.conv3 = _conv(32, c, strides=2, transpose=True, kernel_init=init, rngs=rngs)
 
     def __call__(self, z, return_activations=False):
         lrelu = lambda v: jax.nn.leaky_relu(v, _LEAKY)  # noqa: E731
@@ -253,10 +268,8 @@ class _ConvDiscriminator(nnx.Module):
     def __init__(self, image_shape, *, rngs):
         h, w, c = image_shape
         init = nnx.initializers.normal(0.02)
-        self.conv1 = nnx.Conv(c, 64, (5, 5), strides=(2, 2), padding="SAME", kernel_init=init,
-                              rngs=rngs)
-        self.conv2 = nnx.Conv(64, 128, (5, 5), strides=(2, 2), padding="SAME",
-                              kernel_init=init, rngs=rngs)
+        self.conv1 = _conv(c, 64, strides=2, kernel_init=init, rngs=rngs)
+        self.conv2 = _conv(64, 128, strides=2, kernel_init=init, rngs=rngs)
         self.out = nnx.Linear(-(-h // 4) * -(-w // 4) * 128, 1, kernel_init=init, rngs=rngs)
 
     def __call__(self, x, return_activations=False):
