@@ -164,8 +164,8 @@ def test_registry_covers_every_claim():
             assert c.experiment in experiments.names() and c.tests and c.statistic
     tested = {c.id for c in claims.CLAIMS if c.experiment}
     # issue 12's list and the failure demonstrations
-    assert {"C1", "C2", "C4", "C6", "C7", "C8", "C10", "C12", "C13", "C14", "C15", "C17",
-            "C20", "C22", "C25"} <= tested
+    assert {"C1", "C2", "C4", "C5", "C6", "C7", "C8", "C10", "C12", "C13", "C14", "C15",
+            "C17", "C20", "C22", "C25"} <= tested
     assert claims.get("c10").id == "C10"
     with pytest.raises(ValueError, match="valid claims: C1, C2"):
         claims.get("C99")
@@ -178,7 +178,9 @@ def test_plan_runs_each_experiment_config_once(tmp_path):
     by_claim = {cid: r for r in runs for cid in r.claims}
     assert by_claim["C10"] is by_claim["C15"]  # one explosion run for both
     assert by_claim["C22"].experiment == "saddle_escape"
-    assert by_claim["C4"].key != by_claim["C1"].key  # two gan_mixtures configs
+    assert by_claim["C2"] is by_claim["C1"]  # one gan_mixtures remedy run
+    assert by_claim["C4"] is by_claim["C5"]  # one gan_images run
+    assert by_claim["C4"].experiment == "gan_images"
 
 
 # --------------------------------------------------------------------------- fake runs
@@ -421,3 +423,32 @@ def test_c26_reads_the_first_and_last_checkpoints():
     one = _results({"hessian": {"index_dense": index[:1], "loss": loss[:1]}},
                    hparams={"hessian": steps[:1]})
     assert core.evaluate(claims.get("C26"), one).verdict == "untested"  # one checkpoint
+
+
+def test_c4_c5_read_final_scores_and_the_curves_at_the_named_epochs():
+    """C4: mean final score differences at the largest scored sample size (paired seeds);
+    C5: label KL curves read at epochs 5, 35, 50 (eval every 5 epochs of 6 steps) and at
+    the last evaluation; a run that does not evaluate at those epochs leaves them untested."""
+    from jaxopt_lab.claims import core
+
+    n, t = 6, 10
+    kl = {"sgd": np.linspace(0.5, 0.3, t), "momentum0.5": np.r_[np.full(7, 0.4), 0.2, 0.1, 0.05],
+          "adam": np.linspace(0.2, 0.02, t), "rmsprop": np.r_[0.01, np.full(t - 1, 0.005)]}
+    is_ = {"sgd": 3.0, "momentum0.5": 5.0, "adam": 6.0, "rmsprop": 7.0}
+    lr = [{"learning_rate": 1e-3}]
+    groups = {o: {"inception_score_10000": np.full(n, is_[o]), "inception_score_500": np.zeros(n),
+                  "label_kl_10000": np.full(n, kl[o][-1])} for o in kl}
+    r = _results(groups, hparams={o: lr for o in kl})
+    r.curves = {o: {"label_kl_10000": np.broadcast_to(kl[o], (1, n, t)).copy()} for o in kl}
+    r.summary = {"eval_sizes": [500, 10000], "steps_per_epoch": 6,
+                 "eval_steps": [30 * (i + 1) for i in range(t)]}
+    c4 = core.evaluate(claims.get("C4"), r)
+    assert [round(p.estimate, 6) for p in c4.parts] == [4.0, 1.0, 2.0, -0.295]
+    assert c4.verdict == "confirmed"
+    c5 = core.evaluate(claims.get("C5"), r)
+    assert [round(p.estimate, 6) for p in c5.parts] == [0.01, 0.3, -0.35, -0.18]
+    assert [p.verdict for p in c5.parts] == ["confirmed"] * 4
+    r.summary = {**r.summary, "steps_per_epoch": 30}  # evaluations at epochs 1..10
+    parts = core.evaluate(claims.get("C5"), r).parts
+    assert [p.verdict for p in parts] == ["confirmed", "confirmed", "untested", "confirmed"]
+    assert "not at epoch 50" in parts[2].detail

@@ -24,6 +24,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -103,6 +104,30 @@ def _describe(group: str, where: Mapping | None) -> str:
     if not where:
         return str(group)
     return f"{group}[{', '.join(f'{k}={v}' for k, v in where.items())}]"
+
+
+def with_curve_points(results, points: Mapping[str, int]):
+    """A shallow copy of ``results`` whose metrics also hold every curve's value at the
+    given evaluations: ``points = {label: index}`` adds ``f"{name}@{label}"`` =
+    ``curves[group][name][..., index]`` (``[n_hparams, n_seeds]``; negative indices count
+    from the end), so every statistic here can compare two moments of training.
+
+    Raises:
+      MissingData: the results have no curves, or an index is outside a curve.
+    """
+    if not results.curves:
+        raise MissingData("the run has no curves over training")
+    metrics = {}
+    for group, m in results.metrics.items():
+        metrics[group] = dict(m)
+        for name, c in results.curves.get(group, {}).items():
+            c = np.asarray(c)
+            for label, i in points.items():
+                if not -c.shape[-1] <= i < c.shape[-1]:
+                    raise MissingData(f"{group!r} curve {name!r} has {c.shape[-1]} "
+                                      f"evaluations, no index {i} ({label})")
+                metrics[group][f"{name}@{label}"] = c[..., i]
+    return dataclasses.replace(results, metrics=metrics)
 
 
 # --------------------------------------------------------------------------- rates
@@ -213,4 +238,4 @@ def log10(x: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["CONFIDENCE", "Estimate", "MissingData", "log10", "median", "newcombe_difference",
-           "paired_difference", "rate", "rate_difference", "values"]
+           "paired_difference", "rate", "rate_difference", "values", "with_curve_points"]
