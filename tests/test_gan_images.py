@@ -138,7 +138,7 @@ def test_quick_preset_through_the_cli(quick_run):
     out, res = quick_run
     c = exp.Config.quick()
     for f in ("records.csv", "meta.json", "image_grid.png",
-              "inception_score_50_over_training.png"):
+              "inception_score_50_over_training.png", "label_kl_200_over_training.png"):
         assert (out / f).exists(), f
     recs = compare.read_csv(out / "records.csv")
     assert len(recs) == len(c.optimizers) * c.num_seeds

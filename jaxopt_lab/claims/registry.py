@@ -440,7 +440,7 @@ CLAIMS: tuple[Claim, ...] = (
                  Test("Adam: label KL at the last epoch minus at epoch 5",
                       _kl_change("adam", "last", 5), "less", 0.0, "improves steadily")),
           statistic="median label KL over seeds (10,000 images) at an epoch, or its change",
-          figures=("image_grid", "inception_score_*_over_training"), config=gan_images_config,
+          figures=("label_kl_*_over_training", "image_grid"), config=gan_images_config,
           note="digits, 50 epochs (the source trains MNIST for 75) evaluated every 5 epochs; "
                "'near zero' is read as < 0.05 and 'stays collapsed' as > 0.1"),
     Claim("C6", "On split MNIST, forgetting is about 70% without EWC and about 15% with it.",

@@ -31,7 +31,7 @@ Records: one row per (optimizer, learning rate, seed) with ``inception_score_n``
 data's own scores (the ceiling / floor each metric can reach with this classifier), one
 row per (optimizer, learning rate) with means and bootstrap 95% intervals over seeds, the
 published numbers, and the ranking verdict (paired bootstrap of each pair's difference vs
-the published order). Figures: an image grid per optimizer, IS over training.
+the published order). Figures: an image grid per optimizer, IS and label KL over training.
 
 References:
   L. Vegna. Effects of optimizer choice on mode collapse in GANs (student paper).
@@ -391,8 +391,9 @@ def run(config: Config, out_dir: Any = None):
 
             figures = {"image_grid": gan_plot.image_grid(results, samples)}
             for n in sizes:
-                figures[f"inception_score_{n}_over_training"] = gan_plot.metric_curves(
-                    results, f"inception_score_{n}", steps_axis)
+                for m in ("inception_score", "label_kl"):
+                    figures[f"{m}_{n}_over_training"] = gan_plot.metric_curves(
+                        results, f"{m}_{n}", steps_axis)
         results.save(out_dir, figures)
     return results
 
