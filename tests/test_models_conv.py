@@ -1,8 +1,9 @@
-"""models/conv.py: the patch convolution against lax's convolution (values and both
-gradients), the transposed convolution against nnx.ConvTranspose, and the reason it
+"""models/conv.py: both paths of the vmappable convolution (patches x kernel matrix, and
+lax's convolution tied to the kernel's batch axes) against lax's convolution (values and
+both gradients), the transposed convolution against nnx.ConvTranspose, and the reason it
 exists: conv networks vmapped over seeds AND a traced learning-rate grid in the sweep core
 (which raised NotImplementedError with lax's convolution) equal the same seeds run one at
-a time."""
+a time, on either path."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from conftest import FAST
 from flax import nnx
 
 from jaxopt_lab import compare, models
+from jaxopt_lab.models import conv
 from jaxopt_lab.models.conv import patch_conv, transpose_padding
 
 DN = ("NHWC", "HWIO", "NHWC")
 
 
+@pytest.mark.parametrize("fn", [conv.patch_conv, conv.tied_conv, conv.vmappable_conv])
 @pytest.mark.parametrize("strides, padding, lhs_dil, rhs_dil", [
     ((1, 1), "SAME", None, None),
     ((2, 2), "SAME", None, None),
@@ -29,7 +32,8 @@ DN = ("NHWC", "HWIO", "NHWC")
     ((1, 1), [(2, 1), (0, 3)], (2, 2), None),
     ((1, 2), "SAME", None, (2, 1)),
 ])
-def test_patch_conv_equals_lax_conv_values_and_gradients(strides, padding, lhs_dil, rhs_dil):
+def test_conv_paths_equal_lax_conv_values_and_gradients(fn, strides, padding, lhs_dil,
+                                                        rhs_dil):
     kx, kw, kc = jax.random.split(jax.random.key(0), 3)
     x = jax.random.normal(kx, (3, 9, 7, 4))
     w = jax.random.normal(kw, (3, 2, 4, 5))
@@ -40,7 +44,7 @@ def test_patch_conv_equals_lax_conv_values_and_gradients(strides, padding, lhs_d
                                             precision=jax.lax.Precision.HIGHEST)
 
     def mine(x, w):
-        return patch_conv(x, w, strides, padding, lhs_dilation=lhs_dil, rhs_dilation=rhs_dil,
+        return fn(x, w, strides, padding, lhs_dilation=lhs_dil, rhs_dilation=rhs_dil,
                           dimension_numbers=DN, precision=jax.lax.Precision.HIGHEST)
 
     y_ref, y = ref(x, w), mine(x, w)
@@ -102,13 +106,30 @@ def _cnn_trial(steps=3):
         _, losses = jax.lax.scan(step, (params, state), jnp.arange(steps))
         return {"loss": losses}
 
-    return compare.Trial(run, inputs={"x": x, "y": y}, static=("conv-test", steps))
+    return compare.Trial(run, inputs={"x": x, "y": y},
+                         static=("conv-test", steps, conv.MAX_PATCH_BYTES))
 
 
-def test_cnn_vmapped_over_seeds_and_learning_rates_equals_one_seed_at_a_time():
+def test_vmappable_conv_takes_patches_only_while_they_fit(monkeypatch):
+    calls = []
+    monkeypatch.setattr(conv, "patch_conv", lambda *a, **k: calls.append("patch") or 0)
+    monkeypatch.setattr(conv, "tied_conv", lambda *a, **k: calls.append("tied") or 0)
+    x, w = jnp.ones((4, 8, 8, 2)), jnp.ones((3, 3, 2, 5))  # patches: 4*8*8*18 floats
+    monkeypatch.setattr(conv, "MAX_PATCH_BYTES", 4 * 8 * 8 * 18 * 4)
+    conv.vmappable_conv(x, w, (1, 1), "SAME", dimension_numbers=DN)
+    monkeypatch.setattr(conv, "MAX_PATCH_BYTES", 4 * 8 * 8 * 18 * 4 - 1)
+    conv.vmappable_conv(x, w, (1, 1), "SAME", dimension_numbers=DN)
+    assert calls == ["patch", "tied"]
+
+
+@pytest.mark.parametrize("max_patch_bytes", [conv.MAX_PATCH_BYTES, 0])
+def test_cnn_vmapped_over_seeds_and_learning_rates_equals_one_seed_at_a_time(
+        monkeypatch, max_patch_bytes):
     """Three seeds x two traced learning rates of a CNN in one vectorised micro-batch (lax's
     convolution raised NotImplementedError here: the kernel batched on the learning-rate
-    axis, the input not) equal the same seeds run one per micro-batch."""
+    axis, the input not) equal the same seeds run one per micro-batch, with the patches
+    and with the tied convolution."""
+    monkeypatch.setattr(conv, "MAX_PATCH_BYTES", max_patch_bytes)
     trial = _cnn_trial()
     opts = {"sgd": (optax.sgd, {"learning_rate": [0.05, 0.5]})}
     vec = compare.sweep(trial, opts, num_seeds=3, key=jax.random.key(0),

@@ -8,7 +8,7 @@ import numpy as np
 from flax import nnx
 
 from jaxopt_lab._validation import check_choice, check_int
-from jaxopt_lab.models.conv import patch_conv
+from jaxopt_lab.models.conv import vmappable_conv
 from jaxopt_lab.models.core import (
     ACTIVATIONS,
     LOSSES,
@@ -33,7 +33,7 @@ class CNN(nnx.Module):
         for i, c in enumerate(channels):
             setattr(self, f"layers_{i}", nnx.Conv(cin, c, (kernel_size, kernel_size),
                                                   padding="SAME", kernel_init=kinit,
-                                                  conv_general_dilated=patch_conv,
+                                                  conv_general_dilated=vmappable_conv,
                                                   rngs=rngs))
             cin = c
         h, w = in_shape[0], in_shape[1]

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxopt_lab._validation import check_choice, check_int, check_positive
-from jaxopt_lab.models.conv import patch_conv, transpose_padding
+from jaxopt_lab.models.conv import transpose_padding, vmappable_conv
 from jaxopt_lab.models.core import ACTIVATIONS, Model, kernel_initializer, make_model
 
 _LEAKY = 0.2  # LeakyReLU slope of the DCGAN-style networks (Radford et al. 2016)
@@ -212,16 +212,16 @@ def mlp_discriminator(in_dim: int, hidden: Sequence[int] = (128, 128), *,
 def _conv(c_in, c_out, *, strides=1, transpose=False, use_bias=True, kernel_init, rngs):
     """A 5x5 ``SAME`` convolution (``transpose``: the transposed convolution of
     ``nnx.ConvTranspose``, i.e. the input dilated by ``strides``) through
-    :func:`~jaxopt_lab.models.conv.patch_conv` (vmappable over seeds and learning rates);
+    :func:`~jaxopt_lab.models.conv.vmappable_conv` (vmappable over seeds and learning rates);
     parameters ``kernel [5, 5, c_in, c_out]`` and ``bias``."""
     if transpose:
         pad = [transpose_padding(5, strides)] * 2
         return nnx.Conv(c_in, c_out, (5, 5), strides=(1, 1), input_dilation=(strides, strides),
                         padding=pad, use_bias=use_bias, kernel_init=kernel_init,
-                        conv_general_dilated=patch_conv, rngs=rngs)
+                        conv_general_dilated=vmappable_conv, rngs=rngs)
     return nnx.Conv(c_in, c_out, (5, 5), strides=(strides, strides), padding="SAME",
                     use_bias=use_bias, kernel_init=kernel_init,
-                    conv_general_dilated=patch_conv, rngs=rngs)
+                    conv_general_dilated=vmappable_conv, rngs=rngs)
 
 
 class _ConvGenerator(nnx.Module):
