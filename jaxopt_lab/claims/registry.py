@@ -612,7 +612,7 @@ CLAIMS: tuple[Claim, ...] = (
                       "greater", 0.0)),
           statistic="share of runs that reach the global minimum of sin(3x) + x^2/2",
           figures=("outcomes", "loss_curves"),
-          note="a 1-D curve; the genetic algorithm is not in the experiment"),
+          note="a 1-D curve (sin(3x) + 0.5 x^2 on [-3, 3])"),
     Claim("C21", "A critical point is a minimum when all Hessian eigenvalues are positive, a "
           "maximum when all are negative, a saddle when signs are mixed.", S2,
           untested="a definition: curvature.classify implements it (unit-tested against "

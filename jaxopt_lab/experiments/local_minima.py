@@ -23,12 +23,15 @@ N(0, 1)``, the search methods in :func:`jaxopt_lab.compare.sweep`):
   a short local search from each): reaches the global minimum.
 * ``annealing``: :func:`jaxopt_lab.search.simulated_annealing` (Metropolis chains with a
   cooling temperature): reaches the global minimum.
+* ``genetic``: :func:`jaxopt_lab.search.genetic_algorithm` (a real-coded GA: elitism,
+  tournament selection, blend crossover, decaying Gaussian mutation; Holland 1975).
 
 A run is a success when its final value is within ``success_tol`` of ``f_min``.
 
 References:
   Polyak, 1964. Some methods of speeding up the convergence of iteration methods.
   Kirkpatrick, Gelatt & Vecchi, 1983. Optimization by simulated annealing.
+  Holland, 1975. Adaptation in Natural and Artificial Systems.
   Goodfellow, Bengio & Courville, 2016. Deep Learning, section 8.2 (local minima).
 """
 
@@ -49,7 +52,7 @@ from jaxopt_lab.experiments import _common
 
 LANDSCAPE = "sin_quadratic_1d"
 GRADIENT_METHODS: tuple[str, ...] = ("gd", "momentum")
-SEARCH_METHODS: tuple[str, ...] = ("restarts", "annealing")
+SEARCH_METHODS: tuple[str, ...] = ("restarts", "annealing", "genetic")
 METHODS: tuple[str, ...] = GRADIENT_METHODS + SEARCH_METHODS
 
 
@@ -70,6 +73,8 @@ class Config:
       restart_steps: local steps per restart.
       anneal_chains: chains per annealing run.
       anneal_steps: proposals per chain.
+      ga_population: individuals per genetic-algorithm generation (>= 2).
+      ga_generations: generations of a genetic-algorithm run.
       success_tol: success if ``f(final) - f_min <= success_tol``.
       plateau_window: window of the plateau detector (steps).
     """
@@ -86,6 +91,8 @@ class Config:
     restart_steps: int = 100
     anneal_chains: int = 4
     anneal_steps: int = 400
+    ga_population: int = 16
+    ga_generations: int = 50
     success_tol: float = 1e-2
     plateau_window: int = 30
 
@@ -103,8 +110,10 @@ class Config:
             "restart_steps",
             "anneal_chains",
             "anneal_steps",
+            "ga_generations",
         ):
             check_int(name, getattr(self, name))
+        check_int("ga_population", self.ga_population, minimum=2)
         check_int("plateau_window", self.plateau_window, minimum=2)
         check_int("seed", self.seed, minimum=0)
         check_positive("start_jitter", self.start_jitter, allow_zero=True)
@@ -121,7 +130,8 @@ class Config:
     @classmethod
     def full(cls) -> Config:
         """256 seeds, 1000 steps, larger search budgets."""
-        return cls(num_seeds=256, steps=1000, num_restarts=32, anneal_chains=8, anneal_steps=1000)
+        return cls(num_seeds=256, steps=1000, num_restarts=32, anneal_chains=8, anneal_steps=1000,
+                   ga_population=32, ga_generations=100)
 
 
 def _gradient_runs(c: Config, land: landscapes.Landscape, x0: float) -> compare.Results:
@@ -167,13 +177,17 @@ def _search_trial(c: Config, land: landscapes.Landscape, method: str) -> compare
         if method == "restarts":
             r = search.random_restarts(land.fn, bounds, key, num_restarts=c.num_restarts,
                                        local_steps=c.restart_steps)
-        else:
+        elif method == "annealing":
             r = search.simulated_annealing(land.fn, bounds, key, num_chains=c.anneal_chains,
                                            num_steps=c.anneal_steps)
+        else:
+            r = search.genetic_algorithm(land.fn, bounds, key, population_size=c.ga_population,
+                                         num_generations=c.ga_generations)
         return {"best_x": r.best_x[0], "best_value": r.best_value,
                 "evaluations": r.num_evaluations}
 
-    static = (method, c.num_restarts, c.restart_steps, c.anneal_chains, c.anneal_steps)
+    static = (method, c.num_restarts, c.restart_steps, c.anneal_chains, c.anneal_steps,
+              c.ga_population, c.ga_generations)
     return compare.Trial(run_one, static=static)
 
 
@@ -189,7 +203,7 @@ def run(config: Config, out_dir: Any = None) -> compare.Results:
     Returns:
       :class:`jaxopt_lab.compare.Results` (``group_column="variant"``): variants
       ``"<method>@<x0>"`` for the gradient methods (hyperparameter ``start`` = ``x0``)
-      and ``"restarts"``, ``"annealing"``; per seed ``metrics[v]``: ``final_x``,
+      and ``"restarts"``, ``"annealing"``, ``"genetic"``; per seed ``metrics[v]``: ``final_x``,
       ``final_value``, ``success`` (``final_value - f_min <= success_tol``),
       ``plateau_step`` (-1: never / search methods), ``evaluations``, ``nonfinite``;
       ``curves[v]["loss"]`` ``[1, S, steps + 1]`` = ``f(x_t) - f_min`` for ``t = 0 ..
