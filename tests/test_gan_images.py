@@ -140,6 +140,9 @@ def test_quick_preset_through_the_cli(quick_run):
     for f in ("records.csv", "meta.json", "image_grid.png",
               "inception_score_50_over_training.png", "label_kl_200_over_training.png"):
         assert (out / f).exists(), f
+    # one resumable chunk file per optimizer (an interrupted run resumes from them)
+    assert len(list((out / "chunks").iterdir())) >= len(c.optimizers)
+    assert res.meta["resumed_chunks"] == 0
     recs = compare.read_csv(out / "records.csv")
     assert len(recs) == len(c.optimizers) * c.num_seeds
     want = {"optimizer", "learning_rate", "seed", "d_loss", "g_loss", "nonfinite"}

@@ -365,8 +365,12 @@ def run(config: Config, out_dir: Any = None):
         inputs={"x": jnp.asarray(xtr), "clf": fit.params, "ref": ref},
         num_eval=max(sizes), num_keep=c.num_keep,
         static=("gan_images", c.dataset, image_shape, sizes, c.feature_dim))
+    # with out_dir, every finished chunk (an optimizer's seeds) is saved as it ends, so an
+    # interrupted run resumes from it (the store checks the config and the families)
     sw = gan.sweep(trial, optimizers, num_seeds=c.num_seeds, key=key,
                    chunk_size=c.chunk_size, batch_size=c.seed_batch,
+                   out_dir=None if out_dir is None else str(out_dir),
+                   config={"experiment": "gan_images", **dataclasses.asdict(c)},
                    compiler_options=_compiler_options(c.fast_compile))
     results, samples = gan.results_from_sweeps({"none": sw})
     steps_axis = eval_every * np.arange(1, steps // eval_every + 1)
@@ -382,6 +386,7 @@ def run(config: Config, out_dir: Any = None):
     results.meta = store.make_meta(
         c, key=key, compile_seconds=sw.compile_seconds, run_seconds=sw.run_seconds,
         total_seconds=time.perf_counter() - t0, classifier_seconds=fit.seconds,
+        resumed_chunks=sw.resumed_chunks, rejected_chunks=sw.rejected_chunks,
         experiment={"name": "gan_images", "config": dataclasses.asdict(c)})
     results.samples = samples  # not written by the store: figures only
     if out_dir is not None:
