@@ -8,7 +8,7 @@
 2. The image protocol's conv GAN (digits 8x8, batch 256, ``--image-seeds`` seeds): the
    core's program with every seed in one vectorised micro-batch vs one seed per
    micro-batch (``batch_size=1``: the seed loop the image study used before its
-   convolutions became vmappable, :func:`jaxopt_lab.models.conv.patch_conv`).
+   convolutions became vmappable, :func:`jaxopt_lab.models.conv.vmappable_conv`).
 3. Each remedy's cost per step relative to the plain step (one seed, jitted scan).
 
 Prints a table, writes benchmarks/results/gan.json.

@@ -111,8 +111,8 @@ class Config:
         the convolutions then run many times slower; the classifier never uses it).
       chunk_size: seeds per compiled call (results do not depend on it).
       seed_batch: seeds vectorised together inside a chunk (None: all of the chunk's;
-        smaller bounds memory: the convolutions' patches of a 28x28 batch of 256 take
-        about 0.6 GB per seed; results do not depend on it).
+        smaller bounds the peak memory, which grows with the seeds vectorised together;
+        results do not depend on it).
     """
 
     dataset: str = "fashion_mnist"
@@ -367,10 +367,11 @@ def run(config: Config, out_dir: Any = None):
         static=("gan_images", c.dataset, image_shape, sizes, c.feature_dim))
     # with out_dir, every finished chunk (an optimizer's seeds) is saved as it ends, so an
     # interrupted run resumes from it (the store checks the config and the families)
+    config_dict = dataclasses.asdict(c)
     sw = gan.sweep(trial, optimizers, num_seeds=c.num_seeds, key=key,
                    chunk_size=c.chunk_size, batch_size=c.seed_batch,
                    out_dir=None if out_dir is None else str(out_dir),
-                   config={"experiment": "gan_images", **dataclasses.asdict(c)},
+                   config={"experiment": "gan_images", **config_dict},
                    compiler_options=_compiler_options(c.fast_compile))
     results, samples = gan.results_from_sweeps({"none": sw})
     steps_axis = eval_every * np.arange(1, steps // eval_every + 1)
@@ -387,7 +388,7 @@ def run(config: Config, out_dir: Any = None):
         c, key=key, compile_seconds=sw.compile_seconds, run_seconds=sw.run_seconds,
         total_seconds=time.perf_counter() - t0, classifier_seconds=fit.seconds,
         resumed_chunks=sw.resumed_chunks, rejected_chunks=sw.rejected_chunks,
-        experiment={"name": "gan_images", "config": dataclasses.asdict(c)})
+        experiment={"name": "gan_images", "config": config_dict})
     results.samples = samples  # not written by the store: figures only
     if out_dir is not None:
         figures = {}
