@@ -766,6 +766,10 @@ def build_parser() -> argparse.ArgumentParser:
     from jaxopt_lab import __version__
 
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--cpu-devices", type=_positive_int, default=None, metavar="N",
+                   help="on a CPU, split the seeds over N devices of one thread each "
+                        "(default: one per core; 1: JAX's single device; ignored when "
+                        "XLA_FLAGS sets the device count)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -948,6 +952,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jaxopt-lab``; returns the exit status (0 ok, 2 bad input, 1 failure)."""
     try:
         args = build_parser().parse_args(argv)
+        from jaxopt_lab.compare import devices
+
+        devices.use_cpu_cores(args.cpu_devices)  # before any JAX computation
         return int(args.func(args) or 0)
     except CLIError as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)

@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -47,6 +48,14 @@ def test_help_and_version_return_zero(capsys):
     assert code == 0 and "--optimizers" in out and "--quick" in out
     code, out, _ = _run(capsys, "--version")
     assert code == 0 and out.startswith("jaxopt-lab ")
+
+
+def test_cpu_devices_flag(capsys):
+    code, _, err = _run(capsys, "--cpu-devices", "0", "list")
+    assert code == 2 and "--cpu-devices" in err
+    n = jax.device_count()  # the backend is started: the flag changes nothing
+    code, out, _ = _run(capsys, "--cpu-devices", "2", "list")
+    assert code == 0 and "saddle_xy" in out and jax.device_count() == n
 
 
 def test_list(capsys):

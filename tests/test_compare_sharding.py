@@ -9,6 +9,7 @@ import textwrap
 
 import jax
 import numpy as np
+import pytest
 
 from jaxopt_lab import compare
 
@@ -74,3 +75,44 @@ def test_four_devices_equal_one(tmp_path):
         np.testing.assert_allclose(sharded[f"{name}/traj"], single.trajectories[name],
                                    rtol=1e-5, atol=1e-6)
     assert n_finite > 0  # some escapes/hits happened, so the comparison can fail
+
+
+CORES_SCRIPT = """
+import os, sys
+import jax
+from jaxopt_lab.compare import devices
+mode = sys.argv[1]
+if mode == "set":
+    assert devices.use_cpu_cores(3) == 3
+    assert "--xla_cpu_multi_thread_eigen=false" in os.environ["XLA_FLAGS"]
+elif mode == "late":
+    jax.numpy.zeros(1).block_until_ready()
+    assert devices.use_cpu_cores(3) is None
+elif mode == "user":
+    assert devices.use_cpu_cores(3) is None
+    assert "multi_thread_eigen" not in os.environ["XLA_FLAGS"]
+elif mode == "one":
+    assert devices.use_cpu_cores(1) is None
+print(jax.device_count())
+"""
+
+
+@pytest.mark.parametrize("mode,flags,expected", [
+    ("set", "", 3), ("late", "", 1), ("one", "", 1),
+    ("user", "--xla_force_host_platform_device_count=2", 2)])
+def test_use_cpu_cores(mode, flags, expected):
+    """One CPU device per core, set before the backend starts; never overrides XLA_FLAGS's
+    device count, never changes a started backend."""
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", CORES_SCRIPT, mode], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert int(proc.stdout.split()[-1]) == expected
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "2"])
+def test_use_cpu_cores_bad_input(bad):
+    from jaxopt_lab.compare import devices
+
+    with pytest.raises(ValueError, match="cores"):
+        devices.use_cpu_cores(bad)

@@ -30,6 +30,12 @@ def test_gan_mixtures_quick(tmp_path):
     assert (tmp_path / "samples.png").exists()
     assert (tmp_path / "modes_over_training.png").exists()
     _check_collapse_step(c, res)
+    # every remedy's chunks were saved as they finished: a second call resumes them all
+    assert res.meta["resumed_chunks"] == 0
+    again = exp.run(c, out_dir=tmp_path)
+    assert again.meta["resumed_chunks"] == len(c.remedies) * len(c.optimizers)
+    for k in ("modes", "hq_fraction", "reverse_kl", "collapse_step"):
+        np.testing.assert_array_equal(again.metrics["adam"][k], m[k])
 
 
 def _check_collapse_step(c, res):

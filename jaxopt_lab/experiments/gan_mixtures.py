@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from typing import Any
 
@@ -265,7 +266,8 @@ def run(config: Config, out_dir: Any = None):
     s = SETUPS[c.setup]
     optimizers = {o: optimizer_entry(o, c.learning_rates, s["adam_b1"]) for o in c.optimizers}
     gan.check_learning_rates(optimizers)
-    sweeps, compile_s, run_s = {}, 0.0, 0.0
+    sweeps, compile_s, run_s, resumed = {}, 0.0, 0.0, 0
+    config_dict = dataclasses.asdict(c)
     for remedy in c.remedies:
         spec, nets = build(c, remedy)
         trial = gan.make_trial(
@@ -274,11 +276,18 @@ def run(config: Config, out_dir: Any = None):
             evaluate=functools.partial(_evaluate, mix.std), inputs=inputs,
             num_eval=c.num_eval, num_keep=c.num_keep,
             static=("gan_mixtures", c.setup, mix.std, remedy))
+        # with out_dir, each remedy's sweep saves every finished chunk (an optimizer's
+        # seeds) under sweeps/<remedy>, so an interrupted run resumes from it
         sw = gan.sweep(trial, optimizers, num_seeds=c.num_seeds, key=jax.random.key(c.seed),
-                       compiler_options=_compiler_options(c.fast_compile))
+                       compiler_options=_compiler_options(c.fast_compile),
+                       out_dir=None if out_dir is None else os.path.join(
+                           os.fspath(out_dir), "sweeps", remedy),
+                       config={"experiment": "gan_mixtures", "remedy": remedy,
+                               **{k: v for k, v in config_dict.items() if k != "figures"}})
         sweeps[remedy] = sw
         compile_s += sw.compile_seconds
         run_s += sw.run_seconds
+        resumed += sw.resumed_chunks
     results, samples = gan.results_from_sweeps(sweeps)
     steps_axis = c.eval_every * np.arange(1, c.steps // c.eval_every + 1)
     for opt in results.optimizers:
@@ -294,8 +303,8 @@ def run(config: Config, out_dir: Any = None):
         "nonfinite_seeds": results.nonfinite_seeds(), "eval_steps": steps_axis.tolist()})
     results.meta = store.make_meta(
         c, key=jax.random.key(c.seed), compile_seconds=compile_s, run_seconds=run_s,
-        total_seconds=time.perf_counter() - t0,
-        experiment={"name": "gan_mixtures", "config": dataclasses.asdict(c)})
+        total_seconds=time.perf_counter() - t0, resumed_chunks=resumed,
+        experiment={"name": "gan_mixtures", "config": config_dict})
     results.samples = samples  # not written by the store: figures only
     if out_dir is not None:
         figures = {}
