@@ -8,10 +8,9 @@
   across the pytest-xdist workers, so a second run of the suite compiles little. It only
   changes how long compiling takes, never a result.
 * Matplotlib draws off screen (``Agg``).
-* Under pytest-xdist every worker runs XLA single-threaded (the workers already share the
-  cores), and every test process starts JAX's backend here, with its one CPU device, so
-  the command line's ``use_cpu_cores`` (called by ``cli.main``) changes nothing whatever
-  test runs first.
+* Every test process starts JAX's backend here, with its one CPU device, so the command
+  line's ``use_cpu_cores`` (called by ``cli.main``) changes nothing whatever test runs
+  first.
 """
 
 from __future__ import annotations
@@ -19,10 +18,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-if os.environ.get("PYTEST_XDIST_WORKER") and "multi_thread_eigen" not in os.environ.get(
-        "XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_cpu_multi_thread_eigen=false").strip()
 
 import jax  # noqa: E402
 
