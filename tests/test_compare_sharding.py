@@ -111,9 +111,10 @@ def test_use_cpu_cores_leaves_a_started_backend():
     assert jax.device_count() == n and os.environ.get("XLA_FLAGS") == flags
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "2"])
-def test_use_cpu_cores_bad_input(bad):
+@pytest.mark.parametrize("bad,error", [(0, ValueError), (-1, ValueError), (2.0, TypeError),
+                                       (True, TypeError), ("2", TypeError)])
+def test_use_cpu_cores_bad_input(bad, error):
     from jaxopt_lab.compare import devices
 
-    with pytest.raises(ValueError, match="cores"):
+    with pytest.raises(error, match="cores"):
         devices.use_cpu_cores(bad)

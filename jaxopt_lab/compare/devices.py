@@ -14,6 +14,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
+from jaxopt_lab._validation import check_int
+
 
 def cpu_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""
@@ -40,11 +42,11 @@ def use_cpu_cores(cores: int | None = None) -> int | None:
 
     Returns:
       The CPU device count set, or None when nothing was changed.
+
+    Raises:
+      TypeError / ValueError: ``cores`` is not an integer >= 1 (``check_int``).
     """
-    if cores is not None and (isinstance(cores, bool) or not isinstance(cores, int)
-                              or cores < 1):
-        raise ValueError(f"cores must be an integer >= 1, got {cores!r}")
-    n = cpu_cores() if cores is None else cores
+    n = cpu_cores() if cores is None else check_int("cores", cores)
     flags = os.environ.get("XLA_FLAGS", "")
     if n == 1 or "xla_force_host_platform_device_count" in flags:
         return None
